@@ -1,0 +1,4 @@
+"""`python -m emergelab` runs the CLI."""
+from emergelab.cli import main
+
+main()

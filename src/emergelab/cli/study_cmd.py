@@ -1,0 +1,41 @@
+"""`emergelab study`: the whole pipeline on one command."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from emergelab.cli.app import app, console
+
+
+@app.command()
+def study(
+    spec_file: Optional[Path] = typer.Argument(None, metavar="[SPEC.yaml]", help="Study spec; default: the preset."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Named preset: default, smoke, …"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study directory (default: studies/<name>)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override: dotted.key=yaml-value (repeatable)."),
+    stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of stages to run."),
+) -> None:
+    """Run a study end to end: prepare → train → evaluate → probe → explain → report.
+
+    Re-running computes only what is missing; a killed run resumes where it stopped.
+    """
+    from emergelab.spec import load_spec
+    from emergelab.study import STAGES, run_study
+
+    spec = load_spec(spec_file, preset, set_)
+    root = out or Path("studies") / spec.name
+    chosen = [s.strip() for s in stages.split(",")] if stages else list(STAGES)
+    t0 = time.perf_counter()
+    console.print(f"[bold]emergelab[/] study [cyan]{spec.name}[/] (spec {spec.hash()}) → {root}")
+    did = run_study(spec, root, chosen, console=console)
+    elapsed = time.perf_counter() - t0
+    if not any(did.values()):
+        console.print(f"Nothing to do: the study is complete ({elapsed:.1f} s).")
+    else:
+        done = ", ".join(f"{k} ({v})" for k, v in did.items() if v)
+        console.print(f"Done in {elapsed:.1f} s: {done}.")
+    if (root / "report" / "index.html").exists():
+        console.print(f"Report: {root / 'report' / 'index.html'}")

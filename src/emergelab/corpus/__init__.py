@@ -1,0 +1,1 @@
+"""Corpus preparation: tokenizer, training blocks, task sets and latent labels under ``data/``."""

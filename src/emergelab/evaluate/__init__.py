@@ -1,0 +1,1 @@
+"""Evaluation: capability tasks scored with paired metrics (discontinuous beside continuous)."""

@@ -1,0 +1,1 @@
+"""Explanation: interpretable models fitted to capability curves, emergence scores and verdicts."""

@@ -1,0 +1,101 @@
+"""The fine-tuning configuration: one typed, validated record of every hyper-parameter of a run."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from emergelab.errors import UserError
+
+METHOD_NAMES = ("full", "lora", "adalora", "ia3", "adapter")
+ADAPTER_KINDS = ("pfeiffer", "houlsby")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Hyper-parameters of one fine-tuning run (the seed and the label count are per run)."""
+
+    method: str = "lora"
+    """full | lora | adalora | ia3 | adapter (bottleneck adapters, see ``adapter_kind``)."""
+    epochs: float = 3.0
+    """Passes over the labelled training examples (ignored when ``steps`` is set)."""
+    steps: int | None = None
+    """Optimizer steps; overrides ``epochs``."""
+    min_steps: int = 50
+    """At least this many steps when counting by epochs, so that 16 labels still train."""
+    lr: float | None = None
+    """Peak learning rate; None takes the method's default (full 5e-5, lora/adalora 5e-4, ia3 3e-3, adapter 1e-3)."""
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    max_length: int = 128
+    """Tokens per example; longer examples are truncated (for tagging, truncated words are not scored)."""
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.06
+    """Linear warm-up over this fraction of the steps, then linear decay to zero."""
+    max_grad_norm: float = 1.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    adalora_init_r: int = 12
+    """AdaLoRA's starting rank per module; the budget shrinks to ``adalora_target_r`` on average."""
+    adalora_target_r: int = 4
+    adapter_kind: str = "pfeiffer"
+    """pfeiffer (one adapter after each feed-forward block) or houlsby (after attention and feed-forward)."""
+    adapter_reduction: int = 16
+    """Bottleneck width = d_model // adapter_reduction (at least 1)."""
+    target_modules: tuple[str, ...] | None = None
+    """Module names for LoRA/AdaLoRA/IA3; None takes peft's defaults for the model type."""
+    from_scratch: bool = False
+    """Same architecture with random weights: what pretraining is worth."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHOD_NAMES:
+            raise UserError(f"unknown fine-tuning method {self.method!r}; choose from: {', '.join(METHOD_NAMES)}")
+        if self.adapter_kind not in ADAPTER_KINDS:
+            raise UserError(f"unknown adapter kind {self.adapter_kind!r}; choose from: {', '.join(ADAPTER_KINDS)}")
+        positive = {"batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+                    "max_length": self.max_length, "lora_r": self.lora_r, "adapter_reduction": self.adapter_reduction,
+                    "adalora_init_r": self.adalora_init_r, "adalora_target_r": self.adalora_target_r}
+        for name, value in positive.items():
+            if value < 1:
+                raise UserError(f"{name} must be at least 1, got {value}")
+        if self.steps is not None and self.steps < 1:
+            raise UserError(f"steps must be at least 1, got {self.steps}")
+        if self.steps is None and self.epochs <= 0:
+            raise UserError(f"epochs must be positive, got {self.epochs}")
+        if self.lr is not None and not self.lr > 0:
+            raise UserError(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise UserError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.adalora_target_r > self.adalora_init_r:
+            raise UserError(f"adalora_target_r ({self.adalora_target_r}) must not exceed adalora_init_r ({self.adalora_init_r})")
+
+    @property
+    def learning_rate(self) -> float:
+        from emergelab.finetune.methods import METHODS
+
+        return self.lr if self.lr is not None else METHODS[self.method].default_lr
+
+    def n_steps(self, n_train: int) -> int:
+        """Optimizer steps for ``n_train`` labelled examples."""
+        if self.steps is not None:
+            return self.steps
+        per_epoch = -(-n_train // self.batch_size)
+        return max(self.min_steps, round(self.epochs * per_epoch))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules) if self.target_modules else None
+        d["learning_rate"] = self.learning_rate
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FinetuneConfig":
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if d.get("target_modules"):
+            d["target_modules"] = tuple(d["target_modules"])
+        return cls(**d)
+
+    def digest(self) -> str:
+        """A short hash of every field, for recognising a run already recorded."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,121 @@
+"""The measurement table: every number a study measures, one tidy row each.
+
+Stages write their rows as *parts* (one Parquet file per unit of work, written atomically), and
+``measurements.parquet`` is the sorted concatenation of all parts. A part that exists is complete;
+a killed stage leaves no part, so re-running it recomputes exactly the missing units.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from emergelab.errors import UserError
+from emergelab.io import atomic_write_bytes
+
+#: Column name -> pandas dtype. ``layer`` is -1 and ``k_shot`` is 0 where they do not apply;
+#: ``stderr`` is NaN where it was not estimated.
+SCHEMA: dict[str, str] = {
+    "study": "string",
+    "rung": "string",
+    "n_params": "int64",
+    "step": "int64",
+    "tokens": "int64",
+    "flops": "float64",
+    "source": "string",  # train | eval | probe | heads | finetune
+    "task": "string",
+    "k_shot": "int64",
+    "layer": "int64",
+    "metric": "string",
+    "value": "float64",
+    "stderr": "float64",
+    "n": "int64",
+    "seed": "int64",
+}
+COLUMNS = list(SCHEMA)
+SORT_KEY = ["source", "task", "metric", "rung", "step", "k_shot", "layer", "seed"]
+SOURCES = ("train", "eval", "probe", "heads", "finetune")
+
+_DEFAULTS = {"study": "", "rung": "", "n_params": 0, "step": 0, "tokens": 0, "flops": 0.0,
+             "k_shot": 0, "layer": -1, "stderr": np.nan, "n": 0, "seed": 0}
+
+
+def make_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
+    """Build a frame of the documented schema from row dicts (missing optional fields get defaults)."""
+    rows = [{**_DEFAULTS, **r} for r in rows]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return conform(df)
+
+
+def conform(df: pd.DataFrame) -> pd.DataFrame:
+    """Check a frame against the schema and cast it; raise a UserError naming missing columns."""
+    missing = [c for c in ("rung", "step", "source", "task", "metric", "value") if c not in df.columns]
+    if missing:
+        raise UserError(f"measurement table lacks column(s) {', '.join(missing)}; expected columns {', '.join(COLUMNS)}")
+    df = df.copy()
+    for col, default in _DEFAULTS.items():
+        if col not in df.columns:
+            df[col] = default
+    df = df[COLUMNS]
+    return df.astype(SCHEMA)
+
+
+def to_parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    conform(df).to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_part(path: str | Path, rows: Iterable[Mapping] | pd.DataFrame) -> None:
+    df = rows if isinstance(rows, pd.DataFrame) else make_frame(rows)
+    atomic_write_bytes(path, to_parquet_bytes(df))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "measurements.parquet"
+    if not path.exists():
+        raise UserError(f"no measurement table at {path}; run `emergelab study` (or a stage) first")
+    try:
+        return conform(pd.read_parquet(path))
+    except UserError:
+        raise
+    except Exception as exc:  # corrupted parquet
+        raise UserError(f"cannot read {path} as a measurement table ({type(exc).__name__}); delete it and re-run `emergelab study` to rebuild it") from None
+
+
+def combine_parts(parts_dir: str | Path, out_path: str | Path) -> pd.DataFrame:
+    """Concatenate every part under ``parts_dir`` into ``out_path`` (sorted, atomic)."""
+    files = sorted(Path(parts_dir).rglob("*.parquet"))
+    frames = [pd.read_parquet(f) for f in files]
+    df = pd.concat(frames, ignore_index=True) if frames else make_frame([])
+    df = conform(df).sort_values(SORT_KEY, kind="stable").reset_index(drop=True)
+    atomic_write_bytes(out_path, to_parquet_bytes(df))
+    return df
+
+
+#: Metric name -> (higher_is_better, kind). ``kind`` is "discontinuous" (a threshold on the output,
+#: such as exact match) or "continuous" (a smooth function of the model's probabilities).
+METRICS: dict[str, tuple[bool, str]] = {
+    "exact_match": (True, "discontinuous"),
+    "mc_accuracy": (True, "discontinuous"),
+    "token_accuracy": (True, "continuous"),
+    "target_logprob": (True, "continuous"),  # sum over target tokens (nats)
+    "target_logprob_per_token": (True, "continuous"),
+    "edit_distance": (False, "continuous"),  # token edit distance of the greedy output
+    "brier": (False, "continuous"),
+    "loss": (False, "continuous"),
+    "accuracy": (True, "discontinuous"),
+    "macro_f1": (True, "discontinuous"),
+    "control_accuracy": (True, "discontinuous"),
+    "selectivity": (True, "continuous"),
+    "majority_baseline": (True, "discontinuous"),
+}
+
+#: Chance levels are stored as rows with ``metric = CHANCE_PREFIX + <metric>`` (e.g.
+#: ``chance/exact_match``), ``source="eval"``, ``rung=""`` and ``step=-1``, one per task.
+CHANCE_PREFIX = "chance/"

@@ -1,0 +1,154 @@
+"""Assemble ``report/index.html``: headline verdicts first, then study, training, capabilities,
+verdicts, latent variables, attention heads and fine-tuning — one file, no network needed."""
+from __future__ import annotations
+
+import html
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emergelab.errors import UserError
+from emergelab.io import atomic_write_text, read_json
+from emergelab.layout import Layout
+from emergelab.measurements import read_table
+from emergelab.report import figures as F
+from emergelab.report.template import page
+
+VERDICT_ORDER = {"emergent": 0, "metric-induced": 1, "smooth": 2, "not learned": 3, "insufficient data": 4}
+
+
+def _fit_curves(expl: dict, df: pd.DataFrame) -> dict:
+    """(task, metric, axis, rung) → (x, y, model name, onset CI) for the report's overlays."""
+    from emergelab.explain.formulas import evaluate
+
+    out = {}
+    for v in expl.get("verdicts", []):
+        best = v.get("best_model")
+        fit = (v.get("fits") or {}).get(best) if best else None
+        if not fit or v.get("axis") not in ("step", "params") or not v.get("x_range"):
+            continue
+        lo, hi = v["x_range"]
+        lo = max(lo, 1.0)
+        x = np.logspace(np.log10(lo), np.log10(hi), 100)
+        try:
+            y = evaluate(best, fit["params"], x)
+        except Exception:  # noqa: BLE001 — a fit the report cannot draw is skipped, not fatal
+            continue
+        ci = v.get("onset_ci")
+        ci = (10 ** ci[0], 10 ** ci[1]) if ci and None not in ci and v.get("onset_log10", True) else None
+        key = (v["task"], v["metric"], v["axis"], v.get("rung") if v["axis"] == "step" else None)
+        out[key] = (x, y, best, ci)
+    return out
+
+
+def _table(rows: list[list[str]], header: list[str], cls: str = "") -> str:
+    head = "".join(f"<th scope='col'>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(fig) -> str:
+    if fig is None:
+        return ""
+    return (f"<figure><img src='{fig.uri}' alt='{html.escape(fig.alt, quote=True)}'>"
+            f"<figcaption>{html.escape(fig.title)}</figcaption></figure>")
+
+
+def _verdict_rows(expl: dict, axes=("params", "step")) -> list[dict]:
+    rows = [v for v in expl.get("verdicts", []) if v.get("axis") in axes]
+    return sorted(rows, key=lambda v: (VERDICT_ORDER.get(v.get("verdict"), 9), v.get("task", ""), v.get("metric", ""),
+                                       v.get("axis", ""), str(v.get("rung") or "")))
+
+
+def _fmt_verdict(v: str) -> str:
+    return f"<span class='v v-{html.escape(v.replace(' ', '-'))}'>{html.escape(v)}</span>"
+
+
+def headline(expl: dict) -> str:
+    """The first screen: which capabilities are emergent, under which metric, and why."""
+    verdicts = _verdict_rows(expl)
+    tasks = sorted({v["task"] for v in verdicts})
+    if not tasks:
+        return "<p>No capability verdicts yet: run the explain stage.</p>"
+    items = []
+    for task in tasks:
+        tv = [v for v in verdicts if v["task"] == task]
+        hits = [v for v in tv if v.get("verdict") in ("emergent", "metric-induced")]
+        if hits:
+            for v in hits[:4]:
+                where = f"along {v['axis']}" + (f" for {v['rung']}" if v.get("rung") else " across rungs")
+                items.append(f"<li><b>{html.escape(task)}</b> is {_fmt_verdict(v['verdict'])} under "
+                             f"<b>{html.escape(v['metric'])}</b> {html.escape(where)}: {html.escape(v.get('evidence', ''))}</li>")
+        else:
+            common = pd.Series([v.get("verdict") for v in tv]).mode()
+            items.append(f"<li><b>{html.escape(task)}</b>: no emergence found; most curves are "
+                         f"{_fmt_verdict(str(common.iloc[0]) if len(common) else 'n/a')}.</li>")
+    return "<ul class='headline'>" + "".join(items) + "</ul>"
+
+
+def build_report(study_dir: str | Path) -> Path:
+    lay = Layout(Path(study_dir))
+    df = read_table(lay.measurements)
+    expl = read_json(lay.explanations) if lay.explanations.exists() else {}
+    spec_text = lay.spec.read_text() if lay.spec.exists() else ""
+    timings = read_json(lay.timings) if lay.timings.exists() else {}
+    try:
+        fits = _fit_curves(expl, df)
+    except ImportError:
+        fits = {}
+    sections = []
+    sections.append(("Answer", headline(expl)))
+
+    versions = {}
+    ck = sorted(lay.root.glob("runs/*/checkpoints/*/checkpoint.json"))
+    if ck:
+        versions = read_json(ck[-1]).get("versions", {})
+    study_html = (
+        f"<p>Study directory <code>{html.escape(str(lay.root))}</code>; machine {html.escape(platform.machine())}, "
+        f"{html.escape(platform.system())}; versions {html.escape(json.dumps(versions))}.</p>"
+        + (_table([[html.escape(k), f"{v:.1f} s"] for k, v in timings.items()], ["stage", "wall time (last run)"])
+           if timings else "")
+        + f"<details><summary>Resolved spec</summary><pre>{html.escape(spec_text)}</pre></details>")
+    sections.append(("The study", study_html))
+    sections.append(("Training", _img(F.training_loss(df))))
+
+    tasks = [t for t in sorted(df[(df.source == "eval")].task.unique()) if t != "heldout"]
+    cap = "".join(_img(F.capability(df, t, F.paired_metrics(df, t), fits)) for t in tasks)
+    sections.append(("Capabilities", cap or "<p>No evaluation rows.</p>"))
+
+    vrows = [[html.escape(v["task"]), html.escape(v["metric"]), html.escape(v["axis"]), html.escape(str(v.get("rung") or "all")),
+              _fmt_verdict(v.get("verdict", "")), html.escape(str(v.get("best_model") or "")),
+              html.escape(v.get("evidence", ""))] for v in _verdict_rows(expl, ("params", "step", "flops", "loss"))]
+    sections.append(("Verdicts", _table(vrows, ["task", "metric", "axis", "rung", "verdict", "best model", "evidence"], "verdicts")
+                     if vrows else "<p>No verdicts.</p>"))
+
+    latents = sorted(df[df.source == "probe"].task.unique())
+    lat = ""
+    for latent in latents:
+        lat += _img(F.probe_heatmaps(df, latent))
+        if tasks:
+            lat += _img(F.latent_vs_capability(df, latent, tasks[0], F.paired_metrics(df, tasks[0])[0]))
+    leads = expl.get("latent_leads", [])
+    if leads:
+        lat += _table([[html.escape(str(x.get(k, ""))) for k in ("latent", "task", "metric", "rung", "latent_onset",
+                                                                 "capability_onset", "lead", "evidence")] for x in leads],
+                      ["latent", "task", "metric", "rung", "latent onset", "capability onset", "lead (steps)", "evidence"])
+    sections.append(("Latent variables", lat or "<p>No probe rows.</p>"))
+    heads = _img(F.head_scores(df))
+    if heads:
+        sections.append(("Attention heads", heads))
+    ft = _img(F.finetune_curves(df))
+    if ft:
+        sections.append(("Fine-tuning", ft))
+    title = f"emergelab report — {lay.root.name}"
+    out = lay.report
+    atomic_write_text(out, page(title, sections))
+    return out
+
+
+def require_study(path: Path) -> None:
+    if not (path / "measurements.parquet").exists():
+        raise UserError(f"{path} has no measurements.parquet; run `emergelab study --out {path}` first")

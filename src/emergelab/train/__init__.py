@@ -1,0 +1,1 @@
+"""Pretraining: the training loop, checkpoints with manifests, exact resume."""

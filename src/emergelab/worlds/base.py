@@ -1,0 +1,102 @@
+"""The World contract: a seeded generator with three faces — corpus, capability tasks, latent labels."""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+#: Special tokens every tokenizer of a symbol world starts with, in this order (ids 0..6).
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"]
+
+
+def rng_for(seed: int, purpose: str) -> np.random.Generator:
+    """An independent, reproducible random stream per (seed, purpose)."""
+    key = int.from_bytes(hashlib.sha256(purpose.encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, key])
+
+
+@dataclass
+class TaskExample:
+    """One capability query: a prompt and its gold continuation, in symbol ids."""
+
+    prompt: list[int]
+    target: list[int]
+    choices: list[list[int]] | None = None  # multiple-choice candidates (target is among them)
+
+
+@dataclass
+class TaskSet:
+    """A capability task drawn from a world."""
+
+    name: str
+    description: str
+    examples: list[TaskExample]
+    #: chance level per metric (e.g. exact match of a random guess)
+    chance: dict[str, float] = field(default_factory=dict)
+    #: separator between few-shot demonstrations (symbol ids); None = task has no k-shot form
+    fewshot_delimiter: list[int] | None = None
+
+    @property
+    def answer_length(self) -> int:
+        return int(round(np.mean([len(e.target) for e in self.examples])))
+
+
+@dataclass
+class LatentSet:
+    """Ground-truth labels of a latent variable for a batch of sequences.
+
+    ``labels`` is [N, T] for token-level latents (−1 where undefined) or [N] for sequence-level ones.
+    """
+
+    name: str
+    description: str
+    input_ids: np.ndarray  # [N, T] symbol ids
+    labels: np.ndarray
+    label_names: list[str]
+    level: str = "token"  # token | sequence
+
+
+class World(ABC):
+    """A synthetic world. Subclasses define ``Params`` (a pydantic model) and the three faces."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: token id = symbol id + id_offset. Symbol worlds put the special tokens first; a world that
+    #: trains its own tokenizer (real text) emits token ids directly and sets this to 0.
+    id_offset: ClassVar[int] = len(SPECIAL_TOKENS)
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, params: BaseModel | dict | None = None, seed: int = 0):
+        self.params = params if isinstance(params, BaseModel) else self.Params(**(params or {}))
+        self.seed = seed
+
+    @property
+    @abstractmethod
+    def symbols(self) -> list[str]:
+        """The world's symbol vocabulary (token strings, without special tokens)."""
+
+    @abstractmethod
+    def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
+        """[n_blocks, seq_len] symbol ids for causal/masked pretraining, in training order."""
+
+    def documents(self, n_docs: int) -> list[list[list[int]]]:
+        """Documents made of sentences (symbol ids), for NSP; default: one block per document."""
+        blocks = self.train_blocks(n_docs, 64)
+        return [[list(map(int, b))] for b in blocks]
+
+    @abstractmethod
+    def tasks(self, n_examples: int) -> list[TaskSet]:
+        """Capability tasks, drawn from a stream disjoint from training data."""
+
+    @abstractmethod
+    def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
+        """Latent variables with ground-truth labels."""
+
+    def rng(self, purpose: str) -> np.random.Generator:
+        return rng_for(self.seed, f"{self.name}/{purpose}")

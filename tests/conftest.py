@@ -1,0 +1,35 @@
+"""Shared fixtures: one smoke study per test session (the expensive part), CPU-only, 1 thread."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m emergelab ARGS`` and capture its output."""
+    return subprocess.run([sys.executable, "-m", "emergelab", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """A finished smoke study (run once per test session); tests must not modify it — copy it."""
+    out = tmp_path_factory.mktemp("smoke") / "study"
+    res = run_cli("study", "--preset", "smoke", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+@pytest.fixture
+def smoke_copy(smoke_study, tmp_path) -> Path:
+    dst = tmp_path / "study"
+    shutil.copytree(smoke_study, dst)
+    return dst

@@ -1,0 +1,84 @@
+"""Spec validation: every bad spec is one line naming the key path and the allowed values, exit 2."""
+from __future__ import annotations
+
+import pytest
+
+from emergelab.errors import UserError
+from emergelab.spec import apply_override, checkpoint_steps, load_spec, presets
+from tests.conftest import run_cli
+
+
+def test_presets_load_and_hash_is_stable():
+    assert {"default", "smoke"} <= set(presets())
+    a, b = load_spec(preset="smoke"), load_spec(preset="smoke")
+    assert a.hash() == b.hash()
+    assert load_spec(preset="smoke", overrides=["train.steps=10"]).hash() != a.hash()
+
+
+def test_set_overrides_nested_and_yaml_values():
+    spec = load_spec(preset="smoke", overrides=["train.steps=200", "objectives=[mlm,nsp]", "ladder.0.d_model=16"])
+    assert spec.train.steps == 200
+    assert spec.objectives == ["mlm", "nsp"]
+    assert spec.ladder[0].d_model == 16
+
+
+def test_checkpoint_steps_are_log_spaced_then_regular():
+    assert checkpoint_steps(600, 100) == [0, 1, 2, 4, 8, 16, 32, 64, 100, 128, 200, 256, 300, 400, 500, 512, 600]
+    assert checkpoint_steps(5, 100, log_spaced=False) == [0, 5]
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["train.stepz=3"], "train.stepz: unknown key; allowed keys: steps"),
+        (["train.steps=-5"], "train.steps"),
+        (["train.steps=many"], "train.steps"),
+        (["world=galaxy"], "unknown world 'galaxy'; allowed: induction"),
+        (["objectives=[clm,xyz]"], "objectives.1"),
+        (["objectives=[nsp]"], "nsp needs mlm"),
+        (["init=zeros"], "init"),
+        (["ladder.0.n_head=3"], "not divisible by n_head"),
+        (["world_args.vocab=1"], "world_args.vocab"),
+        (["world_args.colour=red"], "world_args.colour: unknown key"),
+        (["ladder=[]"], "at least one rung"),
+    ],
+)
+def test_bad_specs_are_one_clear_error(overrides, fragment):
+    with pytest.raises(UserError) as e:
+        load_spec(preset="smoke", overrides=overrides)
+    msg = str(e.value)
+    assert fragment in msg
+    assert "\n" not in msg
+
+
+def test_bad_override_syntax():
+    with pytest.raises(UserError, match="key.path=value"):
+        apply_override({}, "no-equals-sign")
+
+
+def test_unknown_preset_names_the_allowed_ones():
+    with pytest.raises(UserError, match="allowed: default, smoke"):
+        load_spec(preset="huge")
+
+
+def test_cli_bad_spec_exit_code_2_one_line_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preset: smoke\ntrain: {steps: -1}\n")
+    res = run_cli("study", str(bad), "--out", str(tmp_path / "s"))
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "train.steps" in lines[0]
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {steps: [1, 2\n")
+    res = run_cli("study", str(bad), "--out", str(tmp_path / "s"))
+    assert res.returncode == 2 and "not valid YAML at line" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_missing_spec_file(tmp_path):
+    res = run_cli("study", str(tmp_path / "nope.yaml"))
+    assert res.returncode == 2 and "does not exist" in res.stderr
