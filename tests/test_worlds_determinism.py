@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from emergelab.worlds import WORLDS, make_world
+from tests.test_worlds_text import write_sample_corpus
 
 
 def _fingerprint(world) -> bytes:
-    parts = [world.train_blocks(50, 32).tobytes()]
+    parts = [world.train_blocks(50, 32).tobytes(), world.heldout_world().train_blocks(5, 32).tobytes()]
     for ts in world.tasks(20):
         parts += [repr([(e.prompt, e.target, e.choices) for e in ts.examples]).encode()]
     for ls in world.latents(10, 32):
@@ -15,9 +16,11 @@ def _fingerprint(world) -> bytes:
     return b"".join(parts)
 
 
-def test_every_world_is_deterministic_and_seed_sensitive():
+def test_every_world_is_deterministic_and_seed_sensitive(tmp_path):
+    corpus = write_sample_corpus(tmp_path / "corpus")
     for name in WORLDS:
-        a, b, c = make_world(name, None, 7), make_world(name, None, 7), make_world(name, None, 8)
+        opts = {"corpus": str(corpus), "tokenizer": {"vocab_size": 400}} if name == "text" else {}
+        a, b, c = (make_world(name, None, s, context=64, **opts) for s in (7, 7, 8))
         assert _fingerprint(a) == _fingerprint(b), name
         assert _fingerprint(a) != _fingerprint(c), name
 

@@ -25,9 +25,11 @@ class RungProgress:
     def __exit__(self, *exc) -> None:
         self._progress.__exit__(*exc)
 
-    def update(self, rung: str, done: int, total: int, loss: float | None = None) -> None:
+    def update(self, rung: str, done: int, total: int, loss: float | None = None, tokens_per_s: float | None = None) -> None:
         task = self._tasks.get(rung)
         if task is None:
             return
         info = f"loss {loss:.3f}" if loss is not None else ""
+        if tokens_per_s is not None:
+            info += f" {tokens_per_s / 1000:,.1f}k tok/s"
         self._progress.update(task, completed=done, total=total, info=info)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emergelab.errors import UserError
+from emergelab.explain.options import ExplainOptions
 
 Objective = Literal["clm", "mlm", "nsp"]
 InitScheme = Literal["normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
@@ -55,9 +56,70 @@ class TrainSpec(_Strict):
     checkpoint_every: int = Field(100, ge=1, description="regular checkpoints after the log-spaced ones")
     log_spaced: bool = True
     log_every: int = Field(10, ge=1)
-    bf16: bool = False
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast: auto = on where the GPU supports it, off on CPU")
     threads: int = Field(1, ge=1, description="torch threads per training process")
     workers: int = Field(2, ge=1, description="rungs trained in parallel processes")
+    compile: bool = Field(False, description="torch.compile the model (slow first step per shape; cached on disk)")
+    trackers: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]] = Field(
+        default_factory=lambda: ["tensorboard"], description="experiment trackers; train.jsonl is always written")
+
+
+class MLMSpec(_Strict):
+    """Masked language modelling: which tokens are selected and what they become (BERT: 15 %, 80/10/10)."""
+
+    probability: float = Field(0.15, gt=0, lt=1, description="fraction of non-special tokens selected")
+    mask: float = Field(0.8, ge=0, le=1, description="selected tokens replaced by [MASK]")
+    random: float = Field(0.1, ge=0, le=1, description="selected tokens replaced by a random token")
+    keep: float = Field(0.1, ge=0, le=1, description="selected tokens left unchanged")
+    whole_word: bool = Field(False, description="select whole words (all their sub-word pieces) at once")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "MLMSpec":
+        if abs(self.mask + self.random + self.keep - 1.0) > 1e-6:
+            raise ValueError(f"mask + random + keep must be 1, got {self.mask} + {self.random} + {self.keep}")
+        return self
+
+
+class LadderGrid(_Strict):
+    """A generated ladder: widths log-spaced from ``min_d_model`` to ``max_d_model`` at a fixed aspect ratio."""
+
+    min_d_model: int = Field(ge=4)
+    max_d_model: int = Field(ge=4)
+    n_rungs: int = Field(ge=1)
+    aspect_ratio: float = Field(gt=0, description="d_model / n_layer, held fixed (Kaplan et al. 2020 use ~64)")
+    d_head: int = Field(16, ge=1, description="head width; every d_model is a multiple of it")
+
+    @model_validator(mode="after")
+    def _order(self) -> "LadderGrid":
+        if self.min_d_model > self.max_d_model:
+            raise ValueError(f"min_d_model {self.min_d_model} > max_d_model {self.max_d_model}")
+        if self.min_d_model < self.d_head:
+            raise ValueError(f"min_d_model {self.min_d_model} < d_head {self.d_head}")
+        return self
+
+    def rungs(self) -> list[dict]:
+        """Rung dicts ``L{n_layer}-d{d_model}``, smallest first; duplicates from rounding dropped."""
+        import math
+
+        out: dict[str, dict] = {}
+        for i in range(self.n_rungs):
+            frac = i / (self.n_rungs - 1) if self.n_rungs > 1 else 0.0
+            d = math.exp(math.log(self.min_d_model) + frac * (math.log(self.max_d_model) - math.log(self.min_d_model)))
+            d_model = max(self.d_head, int(round(d / self.d_head)) * self.d_head)
+            n_layer = max(1, int(round(d_model / self.aspect_ratio)))
+            name = f"L{n_layer}-d{d_model}"
+            out.setdefault(name, {"name": name, "n_layer": n_layer, "d_model": d_model, "n_head": d_model // self.d_head})
+        return list(out.values())
+
+
+class TokenizerSpec(_Strict):
+    """The tokenizer the text world trains on its corpus (symbol worlds use one token per symbol)."""
+
+    kind: Literal["auto", "wordpiece", "bpe"] = Field(
+        "auto", description="auto: WordPiece for mlm/nsp (BERT), byte-level BPE for clm (GPT)")
+    vocab_size: int = Field(8000, ge=64, description="target vocabulary size (byte-level BPE has at least 263)")
+    lowercase: bool = Field(False, description="lower-case the text before tokenising")
+    min_frequency: int = Field(2, ge=1, description="a piece must occur this often to be merged")
 
 
 class EvalSpec(_Strict):
@@ -66,6 +128,8 @@ class EvalSpec(_Strict):
     k_shot: list[int] = Field(default_factory=lambda: [0])
     n_bootstrap: int = Field(200, ge=0)
     heldout_sequences: int = Field(128, ge=1)
+    task_files: list[str] = Field(default_factory=list, description="task YAMLs (lm-eval vocabulary) evaluated beside the world's tasks")
+    batch_size: int = Field(32, ge=1, description="requests scored per forward pass")
 
     @field_validator("k_shot")
     @classmethod
@@ -89,14 +153,16 @@ class StudySpec(_Strict):
     seed: int = 0
     world: str = "induction"
     world_args: dict[str, Any] = Field(default_factory=dict)
-    corpus: str | None = None
+    corpus: str | None = Field(None, description="world text: a text file or folder, JSONL/CSV, a datasets directory or name")
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
     objectives: list[Objective] = Field(default_factory=lambda: ["clm"])
     init: InitScheme = "normal"
+    mlm: MLMSpec = Field(default_factory=MLMSpec)
     ladder: list[Rung]
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
-    explain: dict[str, Any] = Field(default_factory=dict)
+    explain: ExplainOptions = Field(default_factory=ExplainOptions)
 
     @field_validator("objectives")
     @classmethod
@@ -108,6 +174,17 @@ class StudySpec(_Strict):
         if v == ["nsp"]:
             raise ValueError("nsp needs mlm: use [mlm, nsp]")
         return v
+
+    @field_validator("ladder", mode="before")
+    @classmethod
+    def _generate_ladder(cls, v: Any) -> Any:
+        """``ladder: {min_d_model, max_d_model, n_rungs, aspect_ratio, d_head}`` expands to explicit rungs."""
+        if not isinstance(v, dict):
+            return v
+        try:
+            return LadderGrid(**v).rungs()
+        except ValidationError as exc:
+            raise ValueError(_first_error(exc) + "; a generated ladder takes keys " + ", ".join(LadderGrid.model_fields)) from None
 
     @field_validator("ladder")
     @classmethod
@@ -127,6 +204,23 @@ class StudySpec(_Strict):
         if v not in WORLDS:
             raise ValueError(f"unknown world {v!r}; allowed: {', '.join(sorted(WORLDS))}")
         return v
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus_path(cls, v: str | None) -> str | None:
+        """A corpus that is a local path is recorded absolute, so later stages find it from any directory."""
+        if v is None or not str(v).strip():
+            return None
+        p = Path(str(v)).expanduser()
+        return str(p.resolve()) if p.exists() else str(v)
+
+    @model_validator(mode="after")
+    def _corpus_needs_text(self) -> "StudySpec":
+        if self.world == "text" and not self.corpus:
+            raise ValueError("world text needs a corpus: --set corpus=PATH (a text file or folder, JSONL/CSV, or a datasets directory)")
+        if self.corpus and self.world != "text":
+            raise ValueError(f"corpus is read by world text only (world is {self.world!r}); add --set world=text")
+        return self
 
     @model_validator(mode="after")
     def _world_args(self) -> "StudySpec":
@@ -282,8 +376,11 @@ def load_spec(path: str | Path | None = None, preset: str | None = None, overrid
     else:
         data = preset_dict(preset or "default")
         where = f"preset {preset or 'default'}"
+    base_world = data.get("world")
     for a in overrides or []:
         apply_override(data, a)
+    if data.get("world") != base_world and not any(a.split("=", 1)[0].strip().startswith("world_args") for a in overrides or []):
+        data.pop("world_args", None)  # the base's world_args belong to the base's world (--set world=text)
     return validate(data, where)
 
 

@@ -221,7 +221,7 @@ class Runner:
         if not changed and self.lay.explanations.exists():
             return 0
         with self._status("explaining curves"):
-            run_explain(self.lay.measurements, self.lay.explanations, options=self.spec.explain or None)
+            run_explain(self.lay.measurements, self.lay.explanations, options=self.spec.explain)
         return 1
 
     def _report(self) -> int:

@@ -1,1 +1,73 @@
-"""(being written)"""
+"""`emergelab explain STUDY_DIR`: fit, score and judge every capability curve of a measurement table."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from emergelab.cli.app import app, console
+
+VERDICT_STYLE = {"emergent": "bold magenta", "metric-induced": "yellow", "smooth": "green",
+                 "not learned": "dim", "insufficient data": "dim"}
+
+
+def _onset_cell(rec: dict) -> str:
+    from emergelab.explain.verdict import fmt_num
+
+    o = rec.get("onset")
+    if not o or rec["verdict"] not in ("emergent", "metric-induced"):
+        return "—"
+    ci = o.get("ci")
+    return f"{fmt_num(o['x'])}" + (f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]" if ci else "")
+
+
+def verdict_table(result: dict):
+    """A rich table of the verdicts, one row per curve."""
+    from rich.table import Table
+
+    from emergelab.explain.curves import AXIS_LABEL
+    from emergelab.explain.formulas import MODELS
+
+    table = Table(title="Verdicts", show_lines=False, header_style="bold")
+    for col in ("task", "metric", "k", "axis", "rung", "best model", "onset [CI]", "verdict", "evidence"):
+        table.add_column(col, overflow="fold")
+    for rec in result["curves"]:
+        best = rec.get("best_model")
+        table.add_row(rec["task"], rec["metric"], str(rec["k_shot"]), rec["axis"], rec["rung"] or "—",
+                      MODELS[best].label.format(x=AXIS_LABEL[rec["axis"]]) if best else "—", _onset_cell(rec),
+                      f"[{VERDICT_STYLE.get(rec['verdict'], '')}]{rec['verdict']}[/]", rec["evidence"])
+    return table
+
+
+@app.command()
+def explain(
+    study_dir: Path = typer.Argument(..., help="Study directory holding measurements.parquet."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Where to write the explanations (default STUDY_DIR/explanations.json)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help="Probe selectivity above which a latent is decodable (default 0.1)."),
+    n_bootstrap: Optional[int] = typer.Option(
+        None, "--n-bootstrap", help="Bootstrap resamples for onset intervals (default 200)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the bootstrap (default 0)."),
+) -> None:
+    """Fit linear, power-law, sigmoid and breakpoint models to every capability curve, score
+    breakthroughness and linearity, test exact match against p^L, time latent onsets, and give each
+    curve a verdict (smooth, emergent, metric-induced, not learned) with its evidence."""
+    from pydantic import ValidationError
+
+    from emergelab.errors import UserError
+    from emergelab.explain.options import ExplainOptions
+    from emergelab.explain.runner import run_explain
+
+    given = {"threshold": threshold, "n_bootstrap": n_bootstrap, "seed": seed}
+    try:
+        options = ExplainOptions(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    out_path = out if out is not None else study_dir / "explanations.json"
+    result = run_explain(study_dir / "measurements.parquet", out_path, options)
+    console.print(verdict_table(result))
+    counts = ", ".join(f"{n} {v}" for v, n in result["summary"]["verdicts"].items() if n)
+    console.print(f"wrote {out_path}: {result['summary']['n_curves']} curves ({counts or 'none'})")

@@ -1,9 +1,10 @@
-"""`emergelab worlds`: list the synthetic worlds, or show samples of one."""
+"""`emergelab worlds`: list the worlds, or show samples of one."""
 from __future__ import annotations
 
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from emergelab.cli.app import app, console
@@ -31,39 +32,53 @@ def _list(ctx: typer.Context) -> None:
 @worlds_app.command("show")
 def show(
     name: str = typer.Argument(..., help="World name."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="World parameter: key=value."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="World parameter key=value, or tokenizer.KEY=value (text)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="world text: the corpus (file, folder, JSONL/CSV, datasets)."),
+    objectives: str = typer.Option("clm", "--objectives", help="world text: clm (BPE tokenizer) or mlm (WordPiece)."),
     seed: int = typer.Option(0, "--seed"),
     n: int = typer.Option(3, "--n", help="Samples to show."),
+    seq_len: int = typer.Option(32, "--seq-len", help="Length of the sample blocks and latent sequences."),
 ) -> None:
     """Print sample documents, a sample task and latent labels of a world."""
     from emergelab.errors import UserError
-    from emergelab.spec import validate
-    from emergelab.worlds import WORLDS, make_world
+    from emergelab.spec import apply_override, validate
+    from emergelab.worlds import WORLDS, world_for_spec
 
     if name not in WORLDS:
         raise UserError(f"unknown world {name!r}; allowed: {', '.join(sorted(WORLDS))}")
     args: dict = {}
+    top: dict = {}
     for a in set_:
-        from emergelab.spec import apply_override
-
-        apply_override(args, a)
-    spec = validate({"world": name, "world_args": args, "ladder": [{"name": "x", "n_layer": 1, "d_model": 8, "n_head": 1}]},
+        apply_override(top if a.strip().startswith("tokenizer.") else args, a)
+    objs = [o.strip() for o in objectives.split(",") if o.strip()]
+    spec = validate({"world": name, "world_args": args, "corpus": corpus, "objectives": objs, "seed": seed,
+                     "train": {"seq_len": seq_len}, **top, "ladder": [{"name": "x", "n_layer": 1, "d_model": 8, "n_head": 1}]},
                     "--set")
-    world = make_world(name, spec.world_args, seed)
-    sym = world.symbols
-    console.print(f"[bold]{name}[/]: {world.summary}")
-    console.print(f"parameters: {spec.world_args}")
-    console.print("[bold]documents[/]")
-    for doc in world.documents(n):
-        console.print("  " + " | ".join(" ".join(sym[i] for i in sent) for sent in doc)[:300])
+    world = world_for_spec(spec, echo=lambda line: console.print(escape(line)))
+    out = console.print
+    info = world.describe()  # text: reads the corpus first, so its summary line comes before the samples
+    out(f"[bold]{name}[/]: {escape(world.summary)}")
+    out(f"parameters: {escape(str(spec.world_args))}")
+    out(f"[bold]training blocks[/] (first {n} of seq_len {seq_len})")
+    for block in world.train_blocks(n, seq_len):
+        out("  " + escape(world.render(block))[:300])
+    docs = world.documents(n)
+    if docs:
+        out("[bold]documents[/] (sentences separated by ' | ')")
+        for doc in docs:
+            out("  " + escape(" | ".join(world.render(s) for s in doc))[:300])
     for ts in world.tasks(n):
-        console.print(f"[bold]task {ts.name}[/]: {ts.description} (chance {ts.chance})")
+        out(f"[bold]task {escape(ts.name)}[/]: {escape(ts.description)} (chance {ts.chance})")
         for e in ts.examples[:n]:
-            console.print(f"  prompt: {' '.join(sym[i] for i in e.prompt)}  →  target: {' '.join(sym[i] for i in e.target)}")
-    for ls in world.latents(n, 32):
-        console.print(f"[bold]latent {ls.name}[/] ({ls.level}): {ls.description}; labels {ls.label_names}")
+            out(f"  prompt: {escape(world.render(e.prompt))[-200:]}  →  target: {escape(world.render(e.target))}")
+    for ls in world.latents(n, seq_len):
+        out(f"[bold]latent {escape(ls.name)}[/] ({ls.level}): {escape(ls.description)}; labels {escape(str(ls.label_names[:12]))}"
+            + (" …" if len(ls.label_names) > 12 else ""))
         for ids, lab in zip(ls.input_ids[:n], ls.labels[:n]):
             if ls.level == "token":
-                console.print("  " + " ".join(f"{sym[i]}/{ls.label_names[l] if l >= 0 else '-'}" for i, l in zip(ids, lab))[:300])
+                out("  " + escape(" ".join(f"{world.render([i])}/{ls.label_names[l] if l >= 0 else '-'}"
+                                           for i, l in zip(ids, lab)))[:300])
             else:
-                console.print(f"  {' '.join(sym[i] for i in ids)[:200]} → {ls.label_names[int(lab)]}")
+                out(f"  {escape(world.render(ids))[:200]} → {ls.label_names[int(lab)]}")
+    if info:
+        out(f"[bold]summary[/]: {escape(str(info))}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Sequence
@@ -52,25 +53,25 @@ class LabelledData:
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], labels: Sequence, *, source: str = "<memory>",
-                   n_replaced_chars: int = 0) -> "LabelledData":
+                   n_replaced_chars: int = 0, min_classes: int = 2) -> "LabelledData":
         """Classification data from parallel lists of texts and label values (any hashable)."""
         if len(texts) != len(labels):
             raise UserError(f"{source}: {len(texts)} texts but {len(labels)} labels; give one label per text")
-        names = _label_vocabulary([str(v) for v in labels], source)
+        names = _label_vocabulary([str(v) for v in labels], source, min_classes=min_classes)
         index = {n: i for i, n in enumerate(names)}
         return cls("classify", [str(t) for t in texts], None, [index[str(v)] for v in labels], names,
                    n_replaced_chars, source)
 
     @classmethod
     def from_tagged(cls, tokens: Sequence[Sequence[str]], tags: Sequence[Sequence], *,
-                    source: str = "<memory>", n_replaced_chars: int = 0) -> "LabelledData":
+                    source: str = "<memory>", n_replaced_chars: int = 0, min_classes: int = 2) -> "LabelledData":
         """Tagging data from sentences of tokens and their per-token tags."""
         if len(tokens) != len(tags):
             raise UserError(f"{source}: {len(tokens)} sentences but {len(tags)} tag sequences")
         for i, (ws, ts) in enumerate(zip(tokens, tags)):
             if len(ws) != len(ts):
                 raise UserError(f"{source}: sentence {i + 1} has {len(ws)} tokens but {len(ts)} tags; give one tag per token")
-        names = _label_vocabulary([str(t) for ts in tags for t in ts], source)
+        names = _label_vocabulary([str(t) for ts in tags for t in ts], source, "tag", min_classes)
         index = {n: i for i, n in enumerate(names)}
         return cls("tag", None, [list(map(str, ws)) for ws in tokens],
                    [[index[str(t)] for t in ts] for ts in tags], names, n_replaced_chars, source)
@@ -116,8 +117,13 @@ def load_labelled(
     text_column: str = "text",
     label_column: str = "label",
     encoding_errors: str = "replace",
+    min_classes: int = 2,
 ) -> LabelledData:
-    """Read labelled data from ``path`` (a file, or for ``tag`` a folder of tagged files)."""
+    """Read labelled data from ``path`` (a file, or for ``tag`` a folder of tagged files).
+
+    Fewer than ``min_classes`` distinct labels is an error (training data needs two; evaluation data
+    may pass 1).
+    """
     if task not in TASKS:
         raise UserError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if encoding_errors not in ("replace", "strict"):
@@ -128,12 +134,12 @@ def load_labelled(
     if path.is_dir():
         if task == "classify":
             raise UserError(f"{path} is a folder; classification data is one CSV, TSV or JSONL file")
-        return _load_tag_folder(path, text_column, label_column, encoding_errors)
+        return _load_tag_folder(path, text_column, label_column, encoding_errors, min_classes)
     text, n_bad = _read_text(path, encoding_errors)
     if task == "classify":
-        data = _parse_classify(text, path, text_column, label_column)
+        data = _parse_classify(text, path, text_column, label_column, min_classes)
     else:
-        data = _parse_tag(text, path, text_column, label_column)
+        data = _parse_tag(text, path, text_column, label_column, min_classes)
     data.n_replaced_chars = n_bad
     if n_bad:
         log.warning("%s: %d invalid UTF-8 sequence(s) replaced by U+FFFD", path, n_bad)
@@ -166,9 +172,11 @@ def _read_text(path: Path, encoding_errors: str) -> tuple[str, int]:
     return text, n_bad
 
 
-def _label_vocabulary(values: Sequence[str], source: str, column: str = "label") -> list[str]:
+def _label_vocabulary(values: Sequence[str], source: str, column: str = "label", min_classes: int = 2) -> list[str]:
     names = sorted(set(values))
-    if len(names) < 2:
+    if not names:
+        raise UserError(f"{source} has no labels; give labelled examples")
+    if len(names) < min_classes:
         only = repr(names[0]) if names else "none"
         raise UserError(f"{source}: the {column} column has only one class ({only}); a classifier needs at least two")
     try:
@@ -180,14 +188,13 @@ def _label_vocabulary(values: Sequence[str], source: str, column: str = "label")
 # ----------------------------------------------------------------------------- classification
 
 
-def _parse_classify(text: str, path: Path, text_column: str, label_column: str) -> LabelledData:
+def _parse_classify(text: str, path: Path, text_column: str, label_column: str, min_classes: int) -> LabelledData:
     suffix = path.suffix.lower()
-    first = text.lstrip()[:1]
-    if suffix in _JSONL_SUFFIXES or (suffix not in _TSV_SUFFIXES | {".csv"} and first in "{["):
+    if suffix in _JSONL_SUFFIXES or (suffix not in _TSV_SUFFIXES | {".csv"} and _looks_json(text)):
         rows = _read_jsonl(text, path)
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        texts_raw = [r.get(text_column) for r in rows]
-        labels_raw = [r.get(label_column) for r in rows]
+        texts_raw = [r.get(text_column) for r in rows] if text_column in columns else None
+        labels_raw = [r.get(label_column) for r in rows] if label_column in columns else None
     else:
         sep = "\t" if suffix in _TSV_SUFFIXES or (suffix != ".csv" and "\t" in text.split("\n", 1)[0]) else ","
         import pandas as pd
@@ -201,7 +208,7 @@ def _parse_classify(text: str, path: Path, text_column: str, label_column: str) 
         texts_raw = df[text_column].tolist() if text_column in df.columns else None
         labels_raw = df[label_column].tolist() if label_column in df.columns else None
     for name, kind, values in ((text_column, "text", texts_raw), (label_column, "label", labels_raw)):
-        if values is None or all(v is None for v in values):
+        if values is None:
             raise UserError(
                 f"{path} has no {kind} column {name!r}; its columns are: {', '.join(columns) or '(none)'}; "
                 f"pass --{kind}-column"
@@ -214,9 +221,14 @@ def _parse_classify(text: str, path: Path, text_column: str, label_column: str) 
         if t is None:
             raise UserError(f"{path}: example {i + 1} has no {text_column!r}; add the text or remove it")
     labels = [str(y).strip() for y in labels_raw]
-    names = _label_vocabulary(labels, str(path), repr(label_column))
+    names = _label_vocabulary(labels, str(path), repr(label_column), min_classes)
     index = {n: i for i, n in enumerate(names)}
     return LabelledData("classify", [str(t) for t in texts_raw], None, [index[y] for y in labels], names, 0, str(path))
+
+
+def _looks_json(text: str) -> bool:
+    """A JSON object per line, or a JSON array of objects (not a line starting with a bracketed word)."""
+    return re.match(r"\s*(\{|\[\s*[{\]])", text) is not None
 
 
 def _read_jsonl(text: str, path: Path) -> list[dict]:
@@ -245,9 +257,9 @@ def _read_jsonl(text: str, path: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- tagging
 
 
-def _parse_tag(text: str, path: Path, text_column: str, label_column: str) -> LabelledData:
+def _parse_tag(text: str, path: Path, text_column: str, label_column: str, min_classes: int) -> LabelledData:
     suffix = path.suffix.lower()
-    if suffix in _JSONL_SUFFIXES or text.lstrip()[:1] in "{[":
+    if suffix in _JSONL_SUFFIXES or _looks_json(text):
         rows = _read_jsonl(text, path)
         tokens = [r.get(text_column) for r in rows]
         tags = [r.get(label_column) for r in rows]
@@ -257,14 +269,14 @@ def _parse_tag(text: str, path: Path, text_column: str, label_column: str) -> La
                 f"{path}: tagging JSONL needs list-valued columns {text_column!r} (tokens) and {label_column!r} (tags); "
                 f"its columns are: {', '.join(columns)}; pass --text-column/--label-column"
             )
-        return LabelledData.from_tagged(tokens, tags, source=str(path))
+        return LabelledData.from_tagged(tokens, tags, source=str(path), min_classes=min_classes)
     if suffix in _CONLL_SUFFIXES or _looks_conll(text):
         tokens, tags = _parse_conll(text, path, label_column)
     else:
         tokens, tags = _parse_slash_tagged(text, path)
     if not tokens:
         raise UserError(f"{path} has no tagged sentences; give word/TAG lines or CoNLL columns")
-    return LabelledData.from_tagged(tokens, tags, source=str(path))
+    return LabelledData.from_tagged(tokens, tags, source=str(path), min_classes=min_classes)
 
 
 def _content_lines(text: str, n: int = 20) -> list[str]:
@@ -354,7 +366,8 @@ def _parse_conll(text: str, path: Path, label_column: str) -> tuple[list[list[st
     return tokens, tags
 
 
-def _load_tag_folder(folder: Path, text_column: str, label_column: str, encoding_errors: str) -> LabelledData:
+def _load_tag_folder(folder: Path, text_column: str, label_column: str, encoding_errors: str,
+                     min_classes: int) -> LabelledData:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     tokens, tags, n_bad, used, skipped = [], [], 0, 0, []
     for f in files:
@@ -366,7 +379,7 @@ def _load_tag_folder(folder: Path, text_column: str, label_column: str, encoding
         if not (_looks_conll(text) or f.suffix.lower() in _CONLL_SUFFIXES) and _tagged_fraction(text) < 0.9:
             skipped.append(f.name)
             continue
-        part = _parse_tag(text, f, text_column, label_column)
+        part = _parse_tag(text, f, text_column, label_column, 1)
         tokens += part.tokens
         tags += [[part.label_names[v] for v in y] for y in part.labels]
         n_bad += bad
@@ -375,4 +388,4 @@ def _load_tag_folder(folder: Path, text_column: str, label_column: str, encoding
         raise UserError(f"{folder} holds no tagged files (word/TAG per token or CoNLL columns); point at the corpus folder")
     if skipped:
         log.info("%s: skipped %d file(s) that are not tagged text: %s", folder, len(skipped), ", ".join(skipped[:10]))
-    return LabelledData.from_tagged(tokens, tags, source=str(folder), n_replaced_chars=n_bad)
+    return LabelledData.from_tagged(tokens, tags, source=str(folder), n_replaced_chars=n_bad, min_classes=min_classes)

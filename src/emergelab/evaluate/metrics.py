@@ -46,3 +46,39 @@ def bootstrap_stderr(values: np.ndarray, n_boot: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(values), size=(n_boot, len(values)))
     return float(values[idx].mean(axis=1).std(ddof=1))
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """exp(s_i − max s) / Σ_j exp(s_j − max s)."""
+    s = np.asarray(scores, dtype=float)
+    e = np.exp(s - s.max())
+    return e / e.sum()
+
+
+def mc_accuracy(scores: np.ndarray, gold: int) -> float:
+    """1 if the gold choice has the highest score (ties go to the first, as numpy's argmax), else 0."""
+    return float(int(np.argmax(scores)) == gold)
+
+
+def choice_brier(scores: np.ndarray, gold: int) -> float:
+    """Σ_c (p_c − 1[c = gold])² with p = softmax of the choices' log-likelihoods, in [0, 2]."""
+    p = softmax(scores)
+    onehot = np.zeros_like(p)
+    onehot[gold] = 1.0
+    return float(np.sum((p - onehot) ** 2))
+
+
+def normalise_answer(text: str, *, ignore_case: bool = False, ignore_punctuation: bool = False,
+                     regexes_to_ignore: list[str] | None = None) -> str:
+    """The string compared by exact match: trimmed, then optionally without the given regexes,
+    lower-cased and without punctuation (the options of lm-eval's exact_match)."""
+    import re
+    import string
+
+    for rx in regexes_to_ignore or []:
+        text = re.sub(rx, "", text)
+    if ignore_case:
+        text = text.lower()
+    if ignore_punctuation:
+        text = text.translate(str.maketrans("", "", string.punctuation))
+    return text.strip()

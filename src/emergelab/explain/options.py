@@ -12,13 +12,14 @@ AXES: tuple[str, ...] = ("params", "step", "flops", "loss")
 class ExplainOptions(BaseModel):
     """How curves are fitted, scored and judged. Thresholds on a metric's value are fractions of 1 for
     metrics bounded in [0, 1] (accuracies, Brier, selectivity) and of the curve's largest |value| for
-    unbounded ones (log-probabilities, losses, edit distances)."""
+    unbounded ones (log-probabilities, losses, edit distances). The rules are in ``explain.verdict``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     axes: tuple[Axis, ...] = Field(AXES, description="Axes along which curves are extracted and judged.")
     threshold: float = Field(0.1, gt=0, description="Probe selectivity above which a latent counts as decodable.")
-    n_bootstrap: int = Field(200, ge=0, le=10_000, description="Residual-bootstrap resamples for onset intervals (0: none).")
+    n_bootstrap: int = Field(
+        200, ge=0, le=10_000, description="Residual-bootstrap resamples for onset intervals (0: none).")
     ci_level: float = Field(0.95, gt=0.5, lt=1, description="Coverage of the onset confidence intervals.")
     seed: int = Field(0, description="Seed of the bootstrap.")
     min_points: int = Field(4, ge=3, description="Curves with fewer distinct x values are 'insufficient data'.")
@@ -31,7 +32,14 @@ class ExplainOptions(BaseModel):
         0.5, gt=0,
         description="Largest 10%→90% rise width that counts as sharp: decades of x on the params, step and "
                     "flops axes, nats on the loss axis.")
-    min_gain: float = Field(0.05, gt=0, description="Smallest improvement over chance (or the start) that counts as learned.")
+    min_gain: float = Field(
+        0.05, gt=0, description="Smallest improvement over chance (or the start) that counts as learned.")
     min_rise: float = Field(0.1, gt=0, description="Smallest rise of a sharp transition for a verdict of 'emergent'.")
-    chance_tolerance: float = Field(0.05, gt=0, description="Band above chance that counts as 'near chance' (Wei et al.).")
-    nonlinearity_r2: float = Field(0.9, gt=0, le=1, description="R² of EM ≈ p^L above which the metric explains the curve.")
+    chance_tolerance: float = Field(
+        0.05, gt=0, description="Band above chance that counts as 'near chance' (Wei et al.).")
+    nonlinearity_r2: float = Field(
+        0.9, gt=0, le=1, description="R² of EM ≈ p^L above which the metric explains the curve.")
+    smooth_r2: float = Field(
+        0.9, gt=0, le=1,
+        description="R² that a paired continuous metric's best model must reach for it to count as smoothly "
+                    "described when judging a discontinuous metric 'metric-induced'.")

@@ -58,6 +58,12 @@ def weights_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _model_name(path: Path) -> str:
+    """The directory's name, or its parent's when the name is generic (``.../minilm/model``)."""
+    generic = {"model", "models", "checkpoint", "final", "hf", "weights"}
+    return path.parent.name if path.name.lower() in generic and path.parent.name else path.name
+
+
 def check_model_dir(path: str | Path) -> BaseModel:
     """Validate a model directory (config, safetensors weights, tokenizer) and describe it."""
     path = Path(path).expanduser().resolve()
@@ -89,7 +95,7 @@ def check_model_dir(path: str | Path) -> BaseModel:
         raise UserError(f"checkpoint {path} is corrupted (weights sha256 differs from checkpoint.json); re-run `emergelab study` to redo it")
     return BaseModel(
         path=str(path), model_type=str(config.get("model_type", "")), weights_sha256=digest,
-        rung=str(manifest.get("rung") or path.name), step=int(manifest.get("step", 0)),
+        rung=str(manifest.get("rung") or _model_name(path)), step=int(manifest.get("step", 0)),
         tokens=int(manifest.get("tokens_seen", 0)), flops=float(manifest.get("flops", 0.0)),
         n_params=int(manifest.get("n_params", 0)),
     )

@@ -60,8 +60,6 @@ def initialise(model: nn.Module, scheme: str = "normal", seed: int = 0) -> nn.Mo
         elif isinstance(module, nn.Embedding):
             n, d = module.weight.shape
             _fill(module.weight, scheme, d, n, g)
-            if module.padding_idx is not None:
-                module.weight[module.padding_idx].zero_()
         elif isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("RMSNorm"):
             if getattr(module, "weight", None) is not None:
                 module.weight.fill_(1.0)
@@ -70,4 +68,7 @@ def initialise(model: nn.Module, scheme: str = "normal", seed: int = 0) -> nn.Mo
     for name, p in model.named_parameters():  # remaining biases (e.g. BERT's MLM head bias)
         if name.endswith("bias"):
             p.zero_()
+    for module in model.modules():  # last: a tied output layer may have refilled the embedding
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
     return model

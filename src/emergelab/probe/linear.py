@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, ShuffleSplit
 from sklearn.utils.validation import check_is_fitted
@@ -34,6 +36,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         Splits keep each group (sequence) on one side when ``fit`` gets ``groups``.
     max_iter, tol : lbfgs budget; probes need accuracy to ~1e-3, not the optimum to 1e-6.
     seed : seeds the validation split.
+
+    Learned: ``classes_``, ``mean_``/``scale_`` (standardisation), ``C_``, ``cv_scores_ [n_folds, n_Cs]``,
+    ``coef_``/``intercept_`` (standardised units), ``n_iter_``, ``converged_``.
     """
 
     def __init__(self, Cs: Sequence[float] = (0.01, 0.1, 1.0), cv: float | int = 0.2, max_iter: int = 100,
@@ -46,6 +51,15 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------------
     def fit(self, X, y, groups=None) -> "LinearProbe":
+        """Fit on ``X [N, d]``, ``y [N]``; ``groups [N]`` (sequence ids) keep sequences whole in validation."""
+        with warnings.catch_warnings():
+            # a probe stopped at max_iter is still a fine probe; ``converged_`` records it instead of a warning per fit
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self._fit(X, y, groups)
+        self.converged_ = self.n_iter_ < self.max_iter
+        return self
+
+    def _fit(self, X, y, groups) -> None:
         X = np.asarray(X, dtype=np.float32)  # [N, d]; float32 halves lbfgs time against float64
         y = np.asarray(y)
         if X.ndim != 2 or len(X) != len(y):
@@ -66,7 +80,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             self.coef_ = np.zeros((1, X.shape[1]), dtype=np.float32)
             self.intercept_ = np.zeros(1, dtype=np.float32)
             self.n_iter_ = 0
-            return self
+            return
         warm = None
         if len(Cs) == 1:
             self.C_ = Cs[0]
@@ -85,7 +99,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.coef_ = model.coef_  # in standardised units
         self.intercept_ = model.intercept_
         self.n_iter_ = int(np.max(model.n_iter_))
-        return self
 
     def _logreg(self, C: float) -> LogisticRegression:
         return LogisticRegression(C=C, l1_ratio=0.0, solver="lbfgs", max_iter=self.max_iter, tol=self.tol,

@@ -55,7 +55,12 @@ def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> lis
                 rows.append({**base, "source": "probe", "task": latent, "layer": layer, "metric": metric,
                              "value": float(res[metric]), "n": int(res["n_test"])})
     if spec.probe.heads and spec.causal:
-        for r in head_score_rows(model, data_manifest["vocab_size"], seed=spec.seed):
+        from emergelab.worlds.base import SPECIAL_TOKENS
+
+        symbols = np.arange(len(SPECIAL_TOKENS), data_manifest["vocab_size"])  # never special tokens
+        period = min(32, spec.train.seq_len // 2)
+        for r in head_score_rows(model, data_manifest["vocab_size"], seed=spec.seed, period=period, token_ids=symbols,
+                                 n_seq=32):
             rows.append({**base, **r, "source": "heads"})
     return rows
 

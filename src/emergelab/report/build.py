@@ -20,27 +20,25 @@ from emergelab.report.template import page
 VERDICT_ORDER = {"emergent": 0, "metric-induced": 1, "smooth": 2, "not learned": 3, "insufficient data": 4}
 
 
-def _fit_curves(expl: dict, df: pd.DataFrame) -> dict:
+def _fit_curves(expl: dict) -> dict:
     """(task, metric, axis, rung) → (x, y, model name, onset CI) for the report's overlays."""
     from emergelab.explain.formulas import evaluate
 
     out = {}
-    for v in expl.get("verdicts", []):
-        best = v.get("best_model")
-        fit = (v.get("fits") or {}).get(best) if best else None
-        if not fit or v.get("axis") not in ("step", "params") or not v.get("x_range"):
+    for c in expl.get("curves", []):
+        best = c.get("best_model")
+        fit = (c.get("fits") or {}).get(best) if best else None
+        xs = [x for x in c.get("x") or [] if x is not None and x > 0]
+        if not fit or c.get("axis") not in ("step", "params") or len(xs) < 2:
             continue
-        lo, hi = v["x_range"]
-        lo = max(lo, 1.0)
-        x = np.logspace(np.log10(lo), np.log10(hi), 100)
+        x = np.logspace(np.log10(min(xs)), np.log10(max(xs)), 120)
         try:
-            y = evaluate(best, fit["params"], x)
+            y = np.asarray(evaluate(best, fit["params"], x), dtype=float)
         except Exception:  # noqa: BLE001 — a fit the report cannot draw is skipped, not fatal
             continue
-        ci = v.get("onset_ci")
-        ci = (10 ** ci[0], 10 ** ci[1]) if ci and None not in ci and v.get("onset_log10", True) else None
-        key = (v["task"], v["metric"], v["axis"], v.get("rung") if v["axis"] == "step" else None)
-        out[key] = (x, y, best, ci)
+        onset = c.get("onset") or {}
+        ci = tuple(onset["ci"]) if onset.get("ci") and None not in onset["ci"] else None
+        out[(c["task"], c["metric"], c["axis"], c.get("rung"))] = (x, y, best, ci)
     return out
 
 
@@ -58,7 +56,7 @@ def _img(fig) -> str:
 
 
 def _verdict_rows(expl: dict, axes=("params", "step")) -> list[dict]:
-    rows = [v for v in expl.get("verdicts", []) if v.get("axis") in axes]
+    rows = [v for v in expl.get("curves", []) if v.get("axis") in axes and v.get("task") != "heldout"]
     return sorted(rows, key=lambda v: (VERDICT_ORDER.get(v.get("verdict"), 9), v.get("task", ""), v.get("metric", ""),
                                        v.get("axis", ""), str(v.get("rung") or "")))
 
@@ -95,10 +93,7 @@ def build_report(study_dir: str | Path) -> Path:
     expl = read_json(lay.explanations) if lay.explanations.exists() else {}
     spec_text = lay.spec.read_text() if lay.spec.exists() else ""
     timings = read_json(lay.timings) if lay.timings.exists() else {}
-    try:
-        fits = _fit_curves(expl, df)
-    except ImportError:
-        fits = {}
+    fits = _fit_curves(expl)
     sections = []
     sections.append(("Answer", headline(expl)))
 
@@ -134,8 +129,8 @@ def build_report(study_dir: str | Path) -> Path:
     leads = expl.get("latent_leads", [])
     if leads:
         lat += _table([[html.escape(str(x.get(k, ""))) for k in ("latent", "task", "metric", "rung", "latent_onset",
-                                                                 "capability_onset", "lead", "evidence")] for x in leads],
-                      ["latent", "task", "metric", "rung", "latent onset", "capability onset", "lead (steps)", "evidence"])
+                                                                 "capability_onset", "lead", "relation")] for x in leads],
+                      ["latent", "task", "metric", "rung", "latent onset", "capability onset", "lead (steps)", "relation"])
     sections.append(("Latent variables", lat or "<p>No probe rows.</p>"))
     heads = _img(F.head_scores(df))
     if heads:

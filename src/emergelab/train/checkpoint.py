@@ -101,3 +101,21 @@ def load_model(path: Path, *, verify: bool = True, eager: bool = False):
     model = cls.from_pretrained(str(path), use_safetensors=True, **kw)
     model.eval()
     return model
+
+
+@torch.no_grad()
+def load_weights(model, path: Path) -> None:
+    """Copy a checkpoint's weights into ``model`` built from the same rung (bit-exact; for resuming).
+
+    Only tied copies (which ``save_pretrained`` stores once) may be absent from the file.
+    """
+    from safetensors.torch import load_file
+
+    state = load_file(str(path / WEIGHTS))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    params = model.state_dict(keep_vars=True)
+    tied = {k for k in missing if any(params[k] is params[k2] for k2 in state if k2 in params)}
+    if unexpected or set(missing) - tied:
+        raise UserError(f"checkpoint {path} does not fit its rung (missing {sorted(set(missing) - tied)[:3]}, "
+                        f"unexpected {unexpected[:3]}); delete {path.parent} and re-run to retrain the rung")
+    model.tie_weights()

@@ -72,9 +72,11 @@ class World(ABC):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-    def __init__(self, params: BaseModel | dict | None = None, seed: int = 0):
+    def __init__(self, params: BaseModel | dict | None = None, seed: int = 0, *, context: int | None = None):
         self.params = params if isinstance(params, BaseModel) else self.Params(**(params or {}))
         self.seed = seed
+        #: the longest sequence a model will see (train.seq_len), if known: task prompts stay within it
+        self.context = context
 
     @property
     @abstractmethod
@@ -100,3 +102,20 @@ class World(ABC):
 
     def rng(self, purpose: str) -> np.random.Generator:
         return rng_for(self.seed, f"{self.name}/{purpose}")
+
+    def heldout_world(self) -> "World":
+        """The world whose ``train_blocks`` are the held-out evaluation blocks.
+
+        Default: the same generator with another seed. Worlds whose structure depends on the seed
+        (HMM concepts, train/held-out splits, a real corpus) override this to keep the structure and
+        draw from their held-out stream instead.
+        """
+        return type(self)(self.params, self.seed + 1_000_003, context=self.context)
+
+    def render(self, ids) -> str:
+        """Symbol ids as readable text (for `emergelab worlds show`)."""
+        return " ".join(self.symbols[int(i)] for i in ids)
+
+    def describe(self) -> dict:
+        """Facts about the generated data, recorded in data/manifest.json (e.g. a corpus summary)."""
+        return {}

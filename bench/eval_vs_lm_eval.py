@@ -1,0 +1,239 @@
+"""emergelab vs lm-evaluation-harness: the same checkpoint, the same task YAMLs, request by request.
+
+Builds (once, under --work) a small GPT-2 saved with save_pretrained, a byte-level BPE tokenizer
+trained on the Python standard library's docstrings, and two local tasks over JSONL written in
+lm-eval's task vocabulary: ``bench_mc`` (multiple_choice, 4 choices) and ``bench_ll``
+(loglikelihood). lm-eval (installed in a separate venv, --lmeval-python) builds its requests from
+the YAMLs and scores them with ``HFLM.loglikelihood``; emergelab loads the *same* YAMLs and scores
+its requests. Prints the largest per-request |Δ log-likelihood|, the is-greedy agreement, and
+requests/s of both at the same batch size and thread count (model loading and request building are
+not timed; each side gets one warm-up call).
+
+    python3 -m venv /tmp/lmeval-venv
+    /tmp/lmeval-venv/bin/pip install torch==2.13.0 transformers==5.24.0 lm-eval==0.4.13
+    .venv/bin/python bench/eval_vs_lm_eval.py --batch-size 32 --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+LMEVAL_SIDE = textwrap.dedent('''
+    import json, sys, time
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager, get_task_dict
+    model_dir, task_dir, bs, threads, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    torch.set_num_threads(threads)
+    lm = HFLM(pretrained=model_dir, batch_size=bs, device="cpu", dtype="float32")
+    tasks = get_task_dict(["bench_mc", "bench_ll"], TaskManager(include_path=task_dir))
+    res = {}
+    for name, task in tasks.items():
+        task.build_all_requests(rank=0, world_size=1)
+        reqs = list(task.instances)
+        res[name] = {"requests": [{"doc": r.doc_id, "idx": r.idx, "context": r.args[0], "continuation": r.args[1]} for r in reqs]}
+        for cache in (True, False):  # lm-eval's default shares logits of requests equal up to their last token
+            lm.logits_cache = cache
+            lm.loglikelihood(reqs[:bs], disable_tqdm=True)  # warm-up
+            t0 = time.perf_counter()
+            outs = lm.loglikelihood(reqs, disable_tqdm=True)
+            key = "cache" if cache else "nocache"
+            res[name][key + "_seconds"] = time.perf_counter() - t0
+            for d, o in zip(res[name]["requests"], outs):
+                d[key] = [o[0], bool(o[1])]
+    json.dump(res, open(out, "w"))
+''')
+
+MC_YAML = """task: bench_mc
+dataset_path: json
+dataset_kwargs:
+  data_files: {test: DATA/mc.jsonl}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{context}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{label}}"
+metric_list:
+  - {metric: acc, aggregation: mean, higher_is_better: true}
+metadata: {version: 1.0}
+"""
+LL_YAML = """task: bench_ll
+dataset_path: json
+dataset_kwargs:
+  data_files: {test: DATA/ll.jsonl}
+test_split: test
+output_type: loglikelihood
+doc_to_text: "{{context}}"
+doc_to_target: "{{continuation}}"
+metric_list:
+  - {metric: acc, aggregation: mean, higher_is_better: true}
+metadata: {version: 1.0}
+"""
+
+
+def corpus_sentences() -> list[str]:
+    """English sentences from standard-library docstrings (on every Python install)."""
+    import argparse as a, collections, email, http.client, json as j, logging, pathlib, subprocess as s, tarfile, threading, unittest, urllib.request, zipfile  # noqa: E401,I001
+    mods = [a, collections, email, http.client, j, logging, pathlib, s, tarfile, threading, unittest, urllib.request, zipfile]
+    seen, out = set(), []
+    for m in mods:
+        for obj in [m, *vars(m).values()]:
+            for o in [obj, *(vars(obj).values() if isinstance(obj, type) else [])]:
+                doc = getattr(o, "__doc__", None)
+                if not isinstance(doc, str) or id(doc) in seen:
+                    continue
+                seen.add(id(doc))
+                for sent in re.split(r"(?<=[.!?])\s+", " ".join(doc.split())):
+                    if re.fullmatch(r"[A-Za-z ,'()-]+[.]", sent) and 8 <= len(sent.split()) <= 40:
+                        out.append(sent)
+    return sorted(set(out))
+
+
+def build_assets(work: Path, n_docs: int) -> None:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    sents = corpus_sentences()
+    rng = random.Random(0)
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator(sents, trainers.BpeTrainer(vocab_size=8192, special_tokens=["<|endoftext|>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>", model_max_length=512)
+    torch.manual_seed(0)
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    # GPT-2's vocabulary size (50,257); the BPE trained here uses the first 8,192 ids
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=512, n_embd=256, n_layer=4, n_head=4,
+                                       bos_token_id=eot, eos_token_id=eot))
+    model.save_pretrained(work / "model", safe_serialization=True)
+    tok.save_pretrained(work / "model")
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    mc, ll = [], []
+    for i in range(n_docs):
+        words = rng.choice(sents).split()
+        cut = rng.randint(4, len(words) - 2)
+        ans = " ".join(words[cut:cut + rng.randint(1, 3)])
+        distract = [" ".join(rng.choice(sents).split()[:rng.randint(1, 3)]) for _ in range(3)]
+        choices = distract[:]
+        label = rng.randint(0, 3)
+        choices.insert(label, ans)
+        mc.append({"context": " ".join(words[:cut]), "choices": choices, "label": label})
+        words = rng.choice(sents).split()
+        cut = rng.randint(4, len(words) - 1)
+        ll.append({"context": " ".join(words[:cut]), "continuation": " " + " ".join(words[cut:cut + rng.randint(1, 5)])})
+    for name, rows in (("mc", mc), ("ll", ll)):
+        (work / "data" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tasks = work / "tasks"
+    tasks.mkdir(exist_ok=True)
+    (tasks / "bench_mc.yaml").write_text(MC_YAML.replace("DATA", str(work / "data")))
+    (tasks / "bench_ll.yaml").write_text(LL_YAML.replace("DATA", str(work / "data")))
+
+
+def run_lmeval(python: str, work: Path, bs: int, threads: int) -> dict:
+    script = work / "lmeval_side.py"
+    script.write_text(LMEVAL_SIDE)
+    out = work / "lmeval.json"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    subprocess.run([python, str(script), str(work / "model"), str(work / "tasks"), str(bs), str(threads), str(out)],
+                   check=True, env=env)
+    return json.loads(out.read_text())
+
+
+def run_emergelab(work: Path, bs: int, dtype: str = "float32") -> dict:
+    """Per-request log-likelihoods and timings: each (context, continuation) pair on its own (as lm-eval
+    decomposes), and multiple choice with the context shared by its choices."""
+    from emergelab.evaluate.docs import load_task_data
+    from emergelab.evaluate.model import load_model_dir
+    from emergelab.evaluate.runner import plan_task
+    from emergelab.evaluate.scoring import score_choices, score_continuations
+    from emergelab.evaluate.taskspec import load_task_file
+
+    lm = load_model_dir(work / "model", dtype=dtype)
+    res = {}
+    for name in ("bench_mc", "bench_ll"):
+        spec = load_task_file(work / "tasks" / f"{name}.yaml")
+        data = load_task_data(spec)
+        _, built = plan_task(lm, spec, data, [0])
+        items = built[0][0]
+        pairs, keys = [], []
+        for it in items:
+            for c, cont in enumerate(it.choices or [it.target]):
+                pairs.append((it.context, cont))
+                keys.append((it.doc, c))
+        score_continuations(lm.model, pairs[:bs], batch_size=bs, pad_id=lm.pad_id)  # warm-up
+        t0 = time.perf_counter()
+        scored = score_continuations(lm.model, pairs, batch_size=bs, pad_id=lm.pad_id)
+        entry = {"seconds": time.perf_counter() - t0, "n": len(pairs),
+                 "requests": {k: (float(s.logp.sum()), bool(s.greedy.all())) for k, s in zip(keys, scored)}}
+        if name == "bench_mc":
+            t0 = time.perf_counter()
+            shared = score_choices(lm.model, [(it.context, it.choices) for it in items], batch_size=bs, pad_id=lm.pad_id)
+            entry["shared_seconds"] = time.perf_counter() - t0
+            entry["shared"] = {(it.doc, c): float(s.logp.sum()) for it, ss in zip(items, shared) for c, s in enumerate(ss)}
+        res[name] = entry
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/emergelab-bench-eval"))
+    ap.add_argument("--lmeval-python", default="/tmp/lmeval-venv/bin/python")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-docs", type=int, default=200)
+    ap.add_argument("--bf16", action="store_true", help="also time emergelab in bfloat16 (slow on CPUs without bf16 units)")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if not (args.work / "model" / "model.safetensors").exists():
+        build_assets(args.work, args.n_docs)
+    load = os.getloadavg()[0]
+    ours = run_emergelab(args.work, args.batch_size)
+    bf16 = run_emergelab(args.work, args.batch_size, "bfloat16") if args.bf16 else None
+    if not Path(args.lmeval_python).exists():
+        sys.exit(f"lm-eval's python {args.lmeval_python} not found; install lm-eval into a separate venv (see the docstring)")
+    theirs = run_lmeval(args.lmeval_python, args.work, args.batch_size, args.threads)
+    load = max(load, os.getloadavg()[0])
+    print(f"\nbatch size {args.batch_size}, {args.threads} thread(s), fp32; load average up to {load:.2f} on {os.cpu_count()} cores")
+    print("requests/s — lm-eval: HFLM.loglikelihood (default = logits cache on); emergelab: each pair on its own, and")
+    print("multiple choice with the context shared by its choices. |Δll|: per-request log-likelihood difference.")
+    head = (f"{'task':9} {'requests':>8} {'lm-eval':>8} {'no-cache':>8} {'emergelab':>9} {'ratio':>6} {'shared':>7} "
+            f"{'max|Δll| vs no-cache':>21} {'max|Δll| vs default':>20} {'>1e-4 vs default':>16} {'greedy agree':>12}")
+    if bf16:
+        head += f" {'bf16 req/s':>10} {'bf16 max|Δll|':>13}"
+    print(head)
+    for name in ("bench_mc", "bench_ll"):
+        t, o = theirs[name], ours[name]
+        reqs = t["requests"]
+        n = len(reqs)
+        assert n == o["n"], f"{name}: lm-eval built {n} requests, emergelab {o['n']}"
+        d_nc, d_c, agree = [], [], 0
+        for r in reqs:
+            lls = [o["requests"][(r["doc"], r["idx"])][0]] + ([o["shared"][(r["doc"], r["idx"])]] if "shared" in o else [])
+            d_nc += [abs(x - r["nocache"][0]) for x in lls]
+            d_c += [abs(lls[0] - r["cache"][0])]
+            agree += o["requests"][(r["doc"], r["idx"])][1] == r["nocache"][1]
+        shared = f"{n / o['shared_seconds']:7.0f}" if "shared_seconds" in o else f"{'—':>7}"
+        line = (f"{name:9} {n:8d} {n / t['cache_seconds']:8.0f} {n / t['nocache_seconds']:8.0f} {n / o['seconds']:9.0f} "
+                f"{t['cache_seconds'] / o['seconds']:6.2f} {shared} {max(d_nc):21.2e} {max(d_c):20.2e} "
+                f"{sum(x > 1e-4 for x in d_c):16d} {agree:>5d}/{n:<6d}")
+        if bf16:
+            b = bf16[name]
+            line += f" {n / b['seconds']:10.0f} {max(abs(b['requests'][(r['doc'], r['idx'])][0] - r['nocache'][0]) for r in reqs):13.2e}"
+        print(line)
+
+if __name__ == "__main__":
+    main()

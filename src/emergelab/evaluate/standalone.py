@@ -1,0 +1,55 @@
+"""Evaluation outside a study: any local model directory × task YAMLs × k-shots -> a measurement table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from emergelab.evaluate.docs import load_task_data
+from emergelab.evaluate.model import LanguageModel, load_model_dir
+from emergelab.evaluate.runner import plan_task, run_plan
+from emergelab.evaluate.taskspec import load_task_file
+from emergelab.io import atomic_write_json
+from emergelab.measurements import make_frame, write_part
+
+
+def study_data_dir(model_dir: Path) -> Path | None:
+    """``<study>/data`` when ``model_dir`` is a study checkpoint (``runs/<rung>/checkpoints/step-N``)."""
+    model_dir = Path(model_dir).resolve()
+    if (model_dir / "checkpoint.json").exists() and len(model_dir.parents) > 3:
+        data = model_dir.parents[3] / "data"
+        if (data / "manifest.json").exists():
+            return data
+    return None
+
+
+def evaluate_model(model_dir: str | Path, tasks: list[str], out: str | Path, *, k_shot: list[int] | None = None,
+                   limit: int | None = None, data_dir: str | Path | None = None, batch_size: int = 32,
+                   dtype: str = "float32", trust_remote_code: bool = False, n_boot: int = 200, seed: int = 0,
+                   on_model=None) -> tuple[pd.DataFrame, LanguageModel]:
+    """Evaluate ``tasks`` (YAML paths or built-in names) on the model in ``model_dir``; write
+    ``out/measurements.parquet`` and return the table. Every task's data and prompts are checked
+    before anything is scored."""
+    specs = [load_task_file(t) for t in tasks]
+    data_dir = Path(data_dir) if data_dir is not None else study_data_dir(Path(model_dir))
+    datas = [load_task_data(s, data_dir, limit) for s in specs]
+    lm = load_model_dir(model_dir, trust_remote_code=trust_remote_code, dtype=dtype)
+    if on_model is not None:
+        on_model(lm)
+    shots = [s.shots(k_shot) for s in specs]
+    plans = [plan_task(lm, s, d, k) for s, d, k in zip(specs, datas, shots)]
+    man = lm.manifest
+    base = {"study": man.get("run", ""), "rung": man.get("rung") or lm.name, "n_params": man.get("n_params") or lm.n_params(),
+            "step": man.get("step", 0), "tokens": man.get("tokens_seen", 0), "flops": man.get("flops", 0.0),
+            "source": "eval", "seed": seed}
+    rows = []
+    for s, d, plan in zip(specs, datas, plans):
+        metric_rows, task_rows = run_plan(lm, s, d, plan, batch_size=batch_size, n_boot=n_boot, seed=seed)
+        rows += [{**base, **r} for r in metric_rows]
+        rows += [{**base, "rung": "", "step": -1, "n_params": 0, "tokens": 0, "flops": 0.0, **r} for r in task_rows]
+    out = Path(out)
+    df = make_frame(rows)
+    write_part(out / "measurements.parquet", df)
+    atomic_write_json(out / "evaluate.json", {"model": str(Path(model_dir).resolve()), "kind": lm.kind, "tasks": tasks,
+                                              "k_shot": k_shot, "limit": limit, "dtype": dtype, "warnings": lm.warnings})
+    return df, lm

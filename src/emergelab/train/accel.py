@@ -1,0 +1,61 @@
+"""Accelerate around the training loop: devices, processes, bf16, trackers and the global batch's shards.
+
+``emergelab train`` runs unchanged under ``accelerate launch``: each process takes its contiguous shard
+of every micro-batch of the step's global batch, so the global batch and the data order do not depend
+on the number of processes (see docs/scaling.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from emergelab.errors import UserError
+
+#: tracker name (spec ``train.trackers``) -> the package it needs
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+                    "aim": "aim", "clearml": "clearml", "dvclive": "dvclive"}
+
+
+def check_trackers(names: list[str]) -> None:
+    """A requested tracker whose package is missing is a one-line error naming the fix."""
+    for name in names:
+        if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+            raise UserError(f"train.trackers lists {name!r} but the {TRACKER_PACKAGES[name]} package is not installed; "
+                            f"`pip install {TRACKER_PACKAGES[name]}` or remove it from train.trackers")
+
+
+def make_accelerator(trackers: list[str], logs: Path):
+    """An Accelerator on the launched device(s); trackers other than TensorBoard (which the loop writes
+    itself, so that a resumed run can purge the steps it redoes) go through accelerate."""
+    from accelerate import Accelerator
+
+    check_trackers(trackers)
+    others = [t for t in trackers if t != "tensorboard"]
+    return Accelerator(log_with=others or None, project_dir=str(logs))
+
+
+def use_bf16(setting: bool | str, device: torch.device) -> bool:
+    """``auto``: bf16 autocast on GPUs that support it, fp32 elsewhere (CPUs without bf16 units are slower with it)."""
+    if setting == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return bool(setting)
+
+
+def shard(n_rows: int, n_processes: int, index: int) -> slice:
+    """This process's contiguous part of ``n_rows`` rows (the rows must divide evenly)."""
+    per = n_rows // n_processes
+    return slice(index * per, (index + 1) * per)
+
+
+def check_divisible(batch_size: int, n_processes: int) -> None:
+    if batch_size % n_processes:
+        raise UserError(f"train.batch_size {batch_size} is not divisible by the {n_processes} processes launched; "
+                        f"choose a batch size that is a multiple of {n_processes}")
+
+
+def take_rows(batch: dict[str, torch.Tensor], rows: slice, n_rows: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The per-row tensors of ``batch`` restricted to ``rows``, on ``device``; counts (0-d) stay whole, on the CPU."""
+    return {k: v[rows].to(device, non_blocking=True) if v.dim() and v.shape[0] == n_rows else v
+            for k, v in batch.items()}

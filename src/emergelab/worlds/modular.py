@@ -1,0 +1,116 @@
+"""Modular world: (a + b) mod p trained on a fraction of all pairs — grokking and Fourier features."""
+from __future__ import annotations
+
+import copy
+from functools import cached_property
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
+
+#: equal-width bins of a cosine/sine value in [−1, 1]: the classes of a Fourier latent
+FOURIER_BINS = ["[-1,-0.5)", "[-0.5,0)", "[0,0.5)", "[0.5,1]"]
+
+
+class ModularParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    p: int = Field(97, ge=3, description="the modulus")
+    train_fraction: float = Field(0.3, gt=0, lt=1, description="fraction of the p² pairs trained on")
+    fourier_k: list[int] = Field(default_factory=lambda: [1, 2], description="frequencies of the Fourier latents")
+
+    @field_validator("fourier_k")
+    @classmethod
+    def _k(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError("fourier_k values must be ≥ 1")
+        return sorted(set(v))
+
+
+def fourier_bin(x: np.ndarray) -> np.ndarray:
+    """Class of cos/sin values in [−1, 1]: 4 equal-width bins (index into FOURIER_BINS)."""
+    return np.minimum(np.floor((np.asarray(x) + 1.0) * 2.0), 3).astype(np.int64)
+
+
+class ModularWorld(World):
+    """Examples ``a + b = c ;`` with c = (a + b) mod p; a seeded ``train_fraction`` of the p² pairs is
+    the training split, the rest is held out.
+
+    Tasks: ``mod_heldout`` (pairs never trained on: generalisation, which groks late) and ``mod_train``
+    (trained pairs: memorisation). Held-out blocks are held-out pairs, so the held-out loss is the test
+    loss. Latents ``cos_k{k}`` / ``sin_k{k}``: at the a token cos/sin(2πk·a/p), at the b token the same of
+    b, at the ``=`` token the same of a+b — each discretised into 4 equal-width bins of [−1, 1]; −1 elsewhere.
+    """
+
+    name = "modular"
+    summary = "(a + b) mod p on a training fraction of pairs; grokking, Fourier features"
+    Params = ModularParams
+    _stream = "train"
+
+    @property
+    def symbols(self) -> list[str]:
+        return [str(i) for i in range(self.params.p)] + ["+", "=", ";"]
+
+    @property
+    def _plus(self) -> int:
+        return self.params.p
+
+    @cached_property
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train pairs [n_train, 2], held-out pairs [n_heldout, 2]); n_train = round(fraction · p²)."""
+        p = self.params.p
+        order = self.rng("split").permutation(p * p)
+        n_train = min(max(1, round(self.params.train_fraction * p * p)), p * p - 1)
+        pairs = np.stack([order // p, order % p], axis=1)
+        return pairs[:n_train], pairs[n_train:]
+
+    def encode(self, pairs: np.ndarray) -> np.ndarray:
+        """[N, 6] rows ``a + b = c ;``."""
+        p, plus = self.params.p, self._plus
+        a, b = pairs[:, 0], pairs[:, 1]
+        n = len(pairs)
+        return np.stack([a, np.full(n, plus), b, np.full(n, plus + 1), (a + b) % p, np.full(n, plus + 2)], axis=1)
+
+    def _stream_of(self, rng: np.random.Generator, pairs: np.ndarray, n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = pairs[rng.integers(0, len(pairs), size=-(-n_tokens // 6))]
+        return self.encode(chosen).reshape(-1)[:n_tokens], chosen
+
+    def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
+        pairs = self.split[1] if self._stream == "heldout" else self.split[0]
+        ids, _ = self._stream_of(self.rng(self._stream), pairs, n_blocks * seq_len)
+        return ids.reshape(n_blocks, seq_len)
+
+    def heldout_world(self) -> "ModularWorld":
+        other = copy.copy(self)
+        other._stream = "heldout"
+        return other
+
+    def tasks(self, n_examples: int) -> list[TaskSet]:
+        p = self.params.p
+        out = []
+        for name, pairs, what in (("mod_heldout", self.split[1], "held-out pairs (generalisation)"),
+                                  ("mod_train", self.split[0], "training pairs (memorisation)")):
+            rng = self.rng(f"task/{name}")
+            idx = rng.permutation(len(pairs))[:n_examples] if n_examples <= len(pairs) else rng.integers(0, len(pairs), n_examples)
+            rows = self.encode(pairs[idx])
+            examples = [TaskExample(prompt=r[:4].tolist(), target=[int(r[4])]) for r in rows]
+            out.append(TaskSet(name, f"(a + b) mod {p} on {what}", examples,
+                               {"exact_match": 1 / p, "token_accuracy": 1 / p}, fewshot_delimiter=[self._plus + 2]))
+        return out
+
+    def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
+        p = self.params.p
+        ids, chosen = self._stream_of(self.rng("latent"), self.split[0], n_sequences * seq_len)
+        n_ex = len(chosen)
+        out = []
+        for k in self.params.fourier_k:
+            for fn_name, fn in (("cos", np.cos), ("sin", np.sin)):
+                lab = np.full((n_ex, 6), -1, dtype=np.int64)
+                a, b = chosen[:, 0], chosen[:, 1]
+                lab[:, 0] = fourier_bin(fn(2 * np.pi * k * a / p))
+                lab[:, 2] = fourier_bin(fn(2 * np.pi * k * b / p))
+                lab[:, 3] = fourier_bin(fn(2 * np.pi * k * (a + b) / p))
+                labels = lab.reshape(-1)[:n_sequences * seq_len].reshape(n_sequences, seq_len)
+                out.append(LatentSet(f"{fn_name}_k{k}", f"{fn_name}(2π·{k}·x/{p}) of the input (a, b, or a+b at '='), "
+                                                        "in 4 bins", ids.reshape(n_sequences, seq_len), labels, FOURIER_BINS))
+        return out

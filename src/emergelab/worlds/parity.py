@@ -1,0 +1,107 @@
+"""Parity world: multitask sparse parity with Zipf-distributed subtasks (Michaud et al. 2023, quanta)."""
+from __future__ import annotations
+
+import copy
+from functools import cached_property
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
+
+
+class ParityParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_tasks: int = Field(16, ge=1, description="subtasks (Michaud et al.: 500)")
+    n_bits: int = Field(24, ge=1, description="task bits per example (Michaud et al.: 100)")
+    k: int = Field(3, ge=1, description="bits whose parity a subtask asks for")
+    alpha: float = Field(0.4, ge=0, description="subtask i is drawn with probability ∝ i^−(alpha+1)")
+
+    @model_validator(mode="after")
+    def _k_fits(self) -> "ParityParams":
+        if self.k > self.n_bits:
+            raise ValueError(f"k {self.k} > n_bits {self.n_bits}")
+        return self
+
+
+def zipf_probabilities(n: int, alpha: float) -> np.ndarray:
+    """p_i = i^−(alpha+1) / Σ_j j^−(alpha+1), i = 1..n (Michaud et al. 2023)."""
+    w = np.arange(1, n + 1, dtype=np.float64) ** -(alpha + 1.0)
+    return w / w.sum()
+
+
+class ParityWorld(World):
+    """Examples ``t_i b_1 … b_n = y ;``: the subtask token t_i, n random bits, and y = the parity of the
+    k bits in subtask i's fixed random subset. Subtask i is drawn with Zipf probability ∝ i^−(α+1)
+    (t0 the most frequent), so rare subtasks are learned late: emergent subtasks, smooth average.
+
+    The subtask is one token rather than Michaud et al.'s one-hot control bits (the same information).
+    Tasks ``parity-{i}``: one per subtask (chance 0.5: the answer is a bit). Latent ``subtask``: the
+    subtask id at every bit and the ``=`` of an example (the model must carry it from t_i); −1 elsewhere.
+    """
+
+    name = "parity"
+    summary = "multitask sparse parity with Zipf-distributed subtasks (quanta)"
+    Params = ParityParams
+    _stream = "train"
+
+    @property
+    def symbols(self) -> list[str]:
+        return ["0", "1", "=", ";"] + [f"t{i}" for i in range(self.params.n_tasks)]
+
+    @cached_property
+    def subsets(self) -> np.ndarray:
+        """[n_tasks, k] the bit positions of each subtask (distinct within a subtask)."""
+        rng = self.rng("structure")
+        return np.stack([np.sort(rng.choice(self.params.n_bits, self.params.k, replace=False))
+                         for _ in range(self.params.n_tasks)])
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        return zipf_probabilities(self.params.n_tasks, self.params.alpha)
+
+    def encode(self, task: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """[N, n_bits+4] rows ``t_i bits = y ;``."""
+        y = bits[np.arange(len(task))[:, None], self.subsets[task]].sum(axis=1) % 2
+        n = len(task)
+        return np.concatenate([(task + 4)[:, None], bits, np.full((n, 1), 2), y[:, None], np.full((n, 1), 3)], axis=1)
+
+    def _examples(self, rng: np.random.Generator, n: int, task: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        tasks = (np.full(n, task) if task is not None
+                 else rng.choice(self.params.n_tasks, size=n, p=self.frequencies))
+        bits = rng.integers(0, 2, size=(n, self.params.n_bits))
+        return self.encode(tasks, bits), tasks
+
+    def _stream_of(self, rng: np.random.Generator, n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+        width = self.params.n_bits + 4
+        rows, tasks = self._examples(rng, -(-n_tokens // width))
+        lab = np.full(rows.shape, -1, dtype=np.int64)
+        lab[:, 1:width - 2] = tasks[:, None]  # the bits and '='
+        return rows.reshape(-1)[:n_tokens], lab.reshape(-1)[:n_tokens]
+
+    def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
+        ids, _ = self._stream_of(self.rng(self._stream), n_blocks * seq_len)
+        return ids.reshape(n_blocks, seq_len)
+
+    def heldout_world(self) -> "ParityWorld":
+        """Held-out blocks: fresh examples of the same subtasks (the subsets depend on the seed)."""
+        other = copy.copy(self)
+        other._stream = "heldout"
+        return other
+
+    def tasks(self, n_examples: int) -> list[TaskSet]:
+        width = len(str(self.params.n_tasks - 1))
+        out = []
+        for i in range(self.params.n_tasks):
+            rows, _ = self._examples(self.rng(f"task/{i}"), n_examples, task=i)
+            examples = [TaskExample(prompt=r[:-2].tolist(), target=[int(r[-2])]) for r in rows]
+            out.append(TaskSet(f"parity-{i:0{width}d}",
+                               f"parity of bits {self.subsets[i].tolist()} (subtask frequency {self.frequencies[i]:.3g})",
+                               examples, {"exact_match": 0.5, "token_accuracy": 0.5}, fewshot_delimiter=[3]))
+        return out
+
+    def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
+        ids, lab = self._stream_of(self.rng("latent"), n_sequences * seq_len)
+        return [LatentSet("subtask", "which subtask the current example asks (carried from its first token)",
+                          ids.reshape(n_sequences, seq_len), lab.reshape(n_sequences, seq_len),
+                          [f"t{i}" for i in range(self.params.n_tasks)])]

@@ -1,0 +1,81 @@
+"""Latent onsets on a hand-built probe table, and the lead of a latent over a capability."""
+import numpy as np
+import pytest
+
+from emergelab.explain import formulas as F
+from emergelab.explain import synthetic as S
+from emergelab.explain.latent import latent_onsets, stays_above
+from emergelab.explain.options import ExplainOptions
+from emergelab.explain.runner import explain_table
+
+PROBE_STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128]
+SEL = np.array([  # layers 0, 1, 2
+    [0.02, 0.00, 0.00],
+    [0.02, 0.00, 0.00],
+    [0.02, 0.05, 0.00],
+    [0.02, 0.15, 0.00],
+    [0.02, 0.20, 0.00],
+    [0.02, 0.05, 0.08],  # every layer dips below 0.1 at step 16
+    [0.02, 0.30, 0.12],
+    [0.02, 0.40, 0.20],
+    [0.02, 0.50, 0.30],
+])
+
+
+def _onsets(threshold=0.1, extra=()):
+    df = S.frame(S.probe_rows("concept", PROBE_STEPS, SEL), *extra)
+    return {(o["latent"], o["axis"], o["rung"]): o for o in latent_onsets(df, threshold)}
+
+
+def test_onset_is_where_the_best_layer_stays_above_the_threshold():
+    o = _onsets()[("concept", "step", "r0")]
+    assert o["onset"] == 32 and o["layer"] == 1 and o["selectivity_at_onset"] == pytest.approx(0.3)
+    assert o["final_selectivity"] == pytest.approx(0.5) and o["n_checkpoints"] == 9
+    assert not o["first_checkpoint"]
+
+
+def test_a_lower_threshold_moves_the_onset_earlier():
+    assert _onsets(0.04)[("concept", "step", "r0")]["onset"] == 2
+
+
+def test_no_onset_when_the_last_checkpoint_is_below_the_threshold():
+    late = SEL.copy()
+    late[-1] = 0.05
+    o = _onsets(extra=[S.probe_rows("state", PROBE_STEPS, late)])[("state", "step", "r0")]
+    assert o["onset"] is None and o["layer"] is None
+
+
+def test_stays_above():
+    assert stays_above(np.arange(4), np.array([0.2, 0.2, 0.2, 0.2]), 0.1) == 0
+    assert stays_above(np.arange(4), np.array([0.2, 0.0, 0.2, 0.2]), 0.1) == 2
+    assert stays_above(np.arange(4), np.array([0.2, 0.2, 0.2, 0.0]), 0.1) is None
+
+
+def test_onset_on_the_params_axis_uses_each_rungs_final_checkpoint():
+    rows = []
+    for n, final in ((10 ** 6, 0.05), (10 ** 7, 0.2), (10 ** 8, 0.3)):
+        sel = np.array([[0.0, 0.0], [0.0, final]])
+        rows += S.probe_rows("concept", [0, 100], sel, rung=f"r{n}", n_params=n)
+    onsets = {(o["axis"], o["rung"]): o for o in latent_onsets(S.frame(rows), 0.1)}
+    assert onsets[("params", None)]["onset"] == 10 ** 7
+    assert onsets[("step", "r1000000")]["onset"] is None and onsets[("step", "r100000000")]["onset"] == 100
+
+
+STEPS = np.unique(np.round(np.logspace(0, 4, 15)).astype(int))
+
+
+@pytest.mark.parametrize("latent_step,relation", [(27, "lead"), (2683, "lag")])
+def test_latent_lead_or_lag_over_an_emergent_capability(latent_step, relation):
+    rng = np.random.default_rng(0)
+    y = F.sigmoid_in_log(STEPS, 0.0, 0.9, 2.5, 15.0) + rng.normal(0, 0.02, len(STEPS))
+    sel = np.where(STEPS[:, None] >= latent_step, 0.4, 0.0) * np.array([[0.0, 1.0]])
+    df = S.frame(S.step_rows("copy", "exact_match", STEPS, y), S.probe_rows("concept", STEPS, sel))
+    res = explain_table(df, ExplainOptions(axes=("step",), n_bootstrap=100))
+    (lead,) = res["latent_leads"]
+    assert lead["latent_onset"] == latent_step and lead["verdict"] == "emergent"
+    assert lead["capability_onset"] == pytest.approx(10 ** 2.5, rel=0.25)
+    assert lead["relation"] == relation
+    lo, hi = lead["lead_ci"]
+    assert lo <= lead["lead"] <= hi
+    assert (lo > 0) if relation == "lead" else (hi < 0)
+    assert np.sign(lead["lead_decades"]) == (1 if relation == "lead" else -1)

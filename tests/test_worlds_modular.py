@@ -1,0 +1,59 @@
+"""Modular world: exact train/held-out split, correct answers, Fourier latents in the right bins."""
+from __future__ import annotations
+
+import numpy as np
+
+from emergelab.worlds import make_world
+from emergelab.worlds.modular import FOURIER_BINS, fourier_bin
+
+
+def _examples(stream: np.ndarray, p: int) -> list[tuple[int, int, int]]:
+    """(a, b, c) of every whole ``a + b = c ;`` in a token stream."""
+    semis = np.flatnonzero(stream == p + 2)
+    return [tuple(int(x) for x in stream[s + 1:s + 6][[0, 2, 4]]) for s in semis if s + 6 < len(stream)]
+
+
+def test_split_fractions_are_exact_and_disjoint():
+    for p, frac in ((7, 0.5), (97, 0.3), (113, 0.3)):
+        w = make_world("modular", {"p": p, "train_fraction": frac}, 0)
+        train, held = w.split
+        assert len(train) == round(frac * p * p) and len(train) + len(held) == p * p
+        pairs = {tuple(x) for x in train.tolist()} | {tuple(x) for x in held.tolist()}
+        assert len(pairs) == p * p  # disjoint and complete
+    # the split depends on the seed
+    a, b = make_world("modular", None, 0).split[0], make_world("modular", None, 1).split[0]
+    assert {tuple(x) for x in a.tolist()} != {tuple(x) for x in b.tolist()}
+
+
+def test_training_uses_only_training_pairs_and_answers_are_correct():
+    w = make_world("modular", {"p": 13, "train_fraction": 0.4}, 2)
+    p = 13
+    train = {tuple(x) for x in w.split[0].tolist()}
+    ex = _examples(w.train_blocks(100, 60).reshape(-1), p)
+    assert len(ex) > 800 and all(c == (a + b) % p and (a, b) in train for a, b, c in ex)
+    assert len({(a, b) for a, b, _ in ex}) == len(train)  # every training pair is seen
+    held_ex = _examples(w.heldout_world().train_blocks(20, 60).reshape(-1), p)
+    assert held_ex and all((a, b) not in train and c == (a + b) % p for a, b, c in held_ex)
+    tasks = {ts.name: ts for ts in w.tasks(50)}
+    assert set(tasks) == {"mod_heldout", "mod_train"}
+    for e in tasks["mod_heldout"].examples:
+        a, _, b, _ = e.prompt
+        assert (a, b) not in train and e.target == [(a + b) % p]
+    assert all((e.prompt[0], e.prompt[2]) in train for e in tasks["mod_train"].examples)
+    assert len({tuple(e.prompt) for e in tasks["mod_heldout"].examples}) == 50  # without replacement
+
+
+def test_fourier_latents_bin_cos_and_sin_of_the_inputs():
+    p = 31
+    w = make_world("modular", {"p": p, "fourier_k": [1, 3]}, 0)
+    latents = {ls.name: ls for ls in w.latents(10, 36)}
+    assert set(latents) == {"cos_k1", "sin_k1", "cos_k3", "sin_k3"}
+    ls = latents["sin_k3"]
+    assert ls.label_names == FOURIER_BINS
+    ids, lab = ls.input_ids.reshape(-1), ls.labels.reshape(-1)
+    for i in range(0, len(ids) - 5, 6):  # the stream starts at an example boundary
+        a, b = ids[i], ids[i + 2]
+        expect = [fourier_bin(np.sin(2 * np.pi * 3 * x / p)) for x in (a, b, a + b)]
+        assert [lab[i], lab[i + 2], lab[i + 3]] == expect
+        assert lab[i + 1] == lab[i + 4] == lab[i + 5] == -1
+    assert fourier_bin(np.array([-1.0, -0.5, -0.01, 0.0, 0.49, 0.5, 1.0])).tolist() == [0, 1, 1, 2, 2, 3, 3]
