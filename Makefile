@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= studies/default
 
-.PHONY: install study test test-faults bench clean
+.PHONY: install study test test-faults browser report-screenshot clean
 
 install: $(STAMP)
 
@@ -21,8 +21,18 @@ study: install
 	$(BIN)/emergelab study --out $(OUT)
 	@echo "Report: $(OUT)/report/index.html"
 
-test: install
+test: install browser
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not faults"
+
+# Debian's Chromium for the report's browser test; where it cannot be installed the test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium is not available: the report's browser test will be skipped"
+
+# A screenshot of the default study's report, for the README.
+report-screenshot: install browser
+	$(BIN)/emergelab report $(OUT) --screenshot docs/report.png
 
 test-faults: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m faults

@@ -97,7 +97,7 @@ def corpus_sentences() -> list[str]:
     return sorted(set(out))
 
 
-def build_assets(work: Path, n_docs: int) -> None:
+def build_assets(work: Path, n_docs: int, d_model: int, n_layer: int) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -114,24 +114,29 @@ def build_assets(work: Path, n_docs: int) -> None:
     torch.manual_seed(0)
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
     # GPT-2's vocabulary size (50,257); the BPE trained here uses the first 8,192 ids
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=512, n_embd=256, n_layer=4, n_head=4,
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=512, n_embd=d_model, n_layer=n_layer, n_head=d_model // 64,
                                        bos_token_id=eot, eos_token_id=eot))
     model.save_pretrained(work / "model", safe_serialization=True)
     tok.save_pretrained(work / "model")
     (work / "data").mkdir(parents=True, exist_ok=True)
     mc, ll = [], []
-    for i in range(n_docs):
+
+    def passage() -> tuple[str, list[str]]:
+        """Two to four sentences, then the first words of one more: a paragraph-length context."""
+        lead = " ".join(rng.choice(sents) for _ in range(rng.randint(2, 4)))
         words = rng.choice(sents).split()
-        cut = rng.randint(4, len(words) - 2)
-        ans = " ".join(words[cut:cut + rng.randint(1, 3)])
-        distract = [" ".join(rng.choice(sents).split()[:rng.randint(1, 3)]) for _ in range(3)]
-        choices = distract[:]
+        cut = rng.randint(3, len(words) - 2)
+        return lead + " " + " ".join(words[:cut]), words[cut:]
+
+    for _ in range(n_docs):
+        context, rest = passage()
+        ans = " ".join(rest[:rng.randint(1, 3)])
+        choices = [" ".join(rng.choice(sents).split()[:rng.randint(1, 3)]) for _ in range(3)]
         label = rng.randint(0, 3)
         choices.insert(label, ans)
-        mc.append({"context": " ".join(words[:cut]), "choices": choices, "label": label})
-        words = rng.choice(sents).split()
-        cut = rng.randint(4, len(words) - 1)
-        ll.append({"context": " ".join(words[:cut]), "continuation": " " + " ".join(words[cut:cut + rng.randint(1, 5)])})
+        mc.append({"context": context, "choices": choices, "label": label})
+        context, rest = passage()
+        ll.append({"context": context, "continuation": " " + " ".join(rest[:rng.randint(1, 5)])})
     for name, rows in (("mc", mc), ("ll", ll)):
         (work / "data" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     tasks = work / "tasks"
@@ -193,13 +198,16 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-docs", type=int, default=200)
+    ap.add_argument("--d-model", type=int, default=256, help="GPT-2 width (GPT-2 small: 768)")
+    ap.add_argument("--n-layer", type=int, default=4, help="GPT-2 depth (GPT-2 small: 12)")
     ap.add_argument("--bf16", action="store_true", help="also time emergelab in bfloat16 (slow on CPUs without bf16 units)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    args.work = args.work / f"d{args.d_model}-l{args.n_layer}-n{args.n_docs}"
     if not (args.work / "model" / "model.safetensors").exists():
-        build_assets(args.work, args.n_docs)
+        build_assets(args.work, args.n_docs, args.d_model, args.n_layer)
     load = os.getloadavg()[0]
     ours = run_emergelab(args.work, args.batch_size)
     bf16 = run_emergelab(args.work, args.batch_size, "bfloat16") if args.bf16 else None
@@ -207,7 +215,8 @@ def main() -> None:
         sys.exit(f"lm-eval's python {args.lmeval_python} not found; install lm-eval into a separate venv (see the docstring)")
     theirs = run_lmeval(args.lmeval_python, args.work, args.batch_size, args.threads)
     load = max(load, os.getloadavg()[0])
-    print(f"\nbatch size {args.batch_size}, {args.threads} thread(s), fp32; load average up to {load:.2f} on {os.cpu_count()} cores")
+    print(f"\nGPT-2 d_model {args.d_model}, {args.n_layer} layers, vocabulary 50,257; batch size {args.batch_size}, "
+          f"{args.threads} thread(s), fp32; load average up to {load:.2f} on {os.cpu_count()} cores")
     print("requests/s — lm-eval: HFLM.loglikelihood (default = logits cache on); emergelab: each pair on its own, and")
     print("multiple choice with the context shared by its choices. |Δll|: per-request log-likelihood difference.")
     head = (f"{'task':9} {'requests':>8} {'lm-eval':>8} {'no-cache':>8} {'emergelab':>9} {'ratio':>6} {'shared':>7} "

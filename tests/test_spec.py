@@ -33,7 +33,7 @@ def test_checkpoint_steps_are_log_spaced_then_regular():
         (["train.stepz=3"], "train.stepz: unknown key; allowed keys: steps"),
         (["train.steps=-5"], "train.steps"),
         (["train.steps=many"], "train.steps"),
-        (["world=galaxy"], "unknown world 'galaxy'; allowed: induction"),
+        (["world=galaxy"], "unknown world 'galaxy'; allowed: arithmetic, concepts, induction"),
         (["objectives=[clm,xyz]"], "objectives.1"),
         (["objectives=[nsp]"], "nsp needs mlm"),
         (["init=zeros"], "init"),

@@ -161,6 +161,7 @@ def _study(tmp_path: Path, corpus: Path, objectives: str, out: str = "study"):
                    "--set", "eval.n_bootstrap=0", "--set", "probe.n_sequences=8", timeout=600)
 
 
+@pytest.mark.slow
 def test_study_on_a_text_folder_runs_prepare_train_evaluate_for_clm(tmp_path, corpus):
     res = _study(tmp_path, corpus, "[clm]")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -175,6 +176,7 @@ def test_study_on_a_text_folder_runs_prepare_train_evaluate_for_clm(tmp_path, co
     assert list((tmp_path / "study" / "parts").rglob("*.parquet")), "evaluate wrote no measurements"
 
 
+@pytest.mark.slow
 def test_study_on_a_text_folder_runs_for_mlm_nsp(tmp_path, corpus):
     pytest.importorskip("emergelab.objectives.mlm", reason="the MLM objective has not landed")
     res = _study(tmp_path, corpus, "[mlm,nsp]")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from emergelab.errors import UserError
 from emergelab.explain.options import ExplainOptions
@@ -153,7 +153,8 @@ class StudySpec(_Strict):
     seed: int = 0
     world: str = "induction"
     world_args: dict[str, Any] = Field(default_factory=dict)
-    corpus: str | None = Field(None, description="world text: a text file or folder, JSONL/CSV, a datasets directory or name")
+    corpus: str | None = Field(None, validate_default=True,
+                               description="world text: a text file or folder, JSONL/CSV, a datasets directory or name")
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
     objectives: list[Objective] = Field(default_factory=lambda: ["clm"])
     init: InitScheme = "normal"
@@ -207,20 +208,16 @@ class StudySpec(_Strict):
 
     @field_validator("corpus")
     @classmethod
-    def _corpus_path(cls, v: str | None) -> str | None:
-        """A corpus that is a local path is recorded absolute, so later stages find it from any directory."""
-        if v is None or not str(v).strip():
-            return None
-        p = Path(str(v)).expanduser()
-        return str(p.resolve()) if p.exists() else str(v)
-
-    @model_validator(mode="after")
-    def _corpus_needs_text(self) -> "StudySpec":
-        if self.world == "text" and not self.corpus:
+    def _corpus(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """World text needs a corpus, other worlds none; a local path is recorded absolute."""
+        v = None if v is None or not str(v).strip() else str(v)
+        world = info.data.get("world")
+        if world == "text" and v is None:
             raise ValueError("world text needs a corpus: --set corpus=PATH (a text file or folder, JSONL/CSV, or a datasets directory)")
-        if self.corpus and self.world != "text":
-            raise ValueError(f"corpus is read by world text only (world is {self.world!r}); add --set world=text")
-        return self
+        if v is not None and world is not None and world != "text":
+            raise ValueError(f"corpus is read by world text only (world is {world!r}); add --set world=text")
+        p = Path(v).expanduser() if v else None
+        return str(p.resolve()) if p is not None and p.exists() else v
 
     @model_validator(mode="after")
     def _world_args(self) -> "StudySpec":

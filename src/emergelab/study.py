@@ -164,11 +164,11 @@ class Runner:
         return sum(res)
 
     def _train(self) -> int:
-        from emergelab.train.loop import train_rung
-
         rungs = [r.name for r in sorted(self.spec.ladder, key=lambda r: -r.n_layer * r.d_model ** 2)]
         if all(self._rung_trained(r) for r in rungs):
             return 0
+        from emergelab.train.loop import train_rung
+
         with self._progress("train", self.spec.train.steps) as prog:
             res = self.workers.map_rungs(train_rung, self.lay.root, rungs, "train", prog.update)
         return sum(1 for r in res if r["status"] != "done")
@@ -186,10 +186,12 @@ class Runner:
         return any(not self.lay.part(source, r.name, s).exists() for r in self.spec.ladder for s in steps)
 
     def _evaluate(self) -> int:
+        chance = self.lay.part("eval", "_task")
+        if chance.exists() and not self._missing_parts("eval"):
+            return 0
         from emergelab.evaluate.stage import chance_rows, evaluate_rung
         from emergelab.measurements import write_part
 
-        chance = self.lay.part("eval", "_task")
         if not chance.exists():
             write_part(chance, chance_rows(self.spec, self.lay))
         if not self._missing_parts("eval"):
@@ -197,39 +199,39 @@ class Runner:
         return self._rung_stage(evaluate_rung, "evaluate", len(self.spec.checkpoint_steps()))
 
     def _probe(self) -> int:
-        from emergelab.probe.stage import probe_rung
-
         if not self._missing_parts("probe"):
             return 0
+        from emergelab.probe.stage import probe_rung
+
         return self._rung_stage(probe_rung, "probe", len(self.spec.checkpoint_steps()))
 
     def _combine(self) -> bool:
-        from emergelab.measurements import combine_parts
-
         digest = _parts_digest(self.lay)
         marker = self.lay.root / ".parts_digest"
         if self.lay.measurements.exists() and marker.exists() and marker.read_text() == digest:
             return False
+        from emergelab.measurements import combine_parts
+
         combine_parts(self.lay.parts, self.lay.measurements)
         atomic_write_text(marker, digest)
         return True
 
     def _explain(self) -> int:
-        from emergelab.explain.runner import run_explain
-
         changed = self._combine()
         if not changed and self.lay.explanations.exists():
             return 0
+        from emergelab.explain.runner import run_explain
+
         with self._status("explaining curves"):
             run_explain(self.lay.measurements, self.lay.explanations, options=self.spec.explain)
         return 1
 
     def _report(self) -> int:
-        from emergelab.report.build import build_report
-
         src = [self.lay.measurements, self.lay.explanations]
         if self.lay.report.exists() and all(p.exists() and p.stat().st_mtime_ns <= self.lay.report.stat().st_mtime_ns for p in src):
             return 0
+        from emergelab.report.build import build_report
+
         with self._status("writing the report"):
             build_report(self.lay.root)
         return 1

@@ -125,14 +125,15 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
         rec = finetune(model, train, config=config, n_labels=n_labels, seed=seed, eval_data=evald, eval_size=eval_size,
                        out_dir=out, data_name=name, device=device, progress=progress)
     ev = rec["eval"]
-    table = Table(title=f"{rec['task_name']} on {rec['base']['rung']}" + (" (recorded earlier)" if rec.get("skipped") else ""))
-    for col in ("method", "labels", "accuracy", "macro-F1", "majority", "n eval", "trainable", "steps", "train s"):
+    note = " (recorded earlier)" if rec.get("skipped") else ""
+    table = Table(title=f"{rec['task_name']} on {rec['base']['rung']}{note}")
+    for col in ("method", "labels", "accuracy", "macro-F1", "majority", "n eval", "train s"):
         table.add_column(col, justify="right")
-    table.add_row(rec["method"], str(rec["k_shot"]), f"{ev['accuracy']:.3f} ± {ev['accuracy_stderr']:.3f}",
-                  f"{ev['macro_f1']:.3f}", f"{ev['majority_baseline']:.3f}", str(ev["n"]),
-                  f"{_fmt_params(rec['trainable_params'])} ({100 * rec['trainable_fraction']:.2f} %)",
-                  str(rec["train"]["steps"]), f"{rec['train']['seconds']:.1f}")
+    table.add_row(rec["method"], str(rec["k_shot"]), f"{ev['accuracy']:.3f}±{ev['accuracy_stderr']:.3f}",
+                  f"{ev['macro_f1']:.3f}", f"{ev['majority_baseline']:.3f}", str(ev["n"]), f"{rec['train']['seconds']:.1f}")
     console.print(table)
+    console.print(f"trainable parameters: {_fmt_params(rec['trainable_params'])} of {_fmt_params(rec['total_params'])} "
+                  f"({100 * rec['trainable_fraction']:.2f} %); {rec['train']['steps']} steps")
     if rec.get("adalora_ranks"):
         ranks = rec["adalora_ranks"]
         console.print(f"AdaLoRA final ranks (initial {rec['adalora_initial_rank']} each, total {sum(ranks.values())} "
@@ -164,17 +165,19 @@ def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, ou
                               eval_data=evald, eval_size=eval_size, out_dir=out, data_name=name,
                               save_weights=save_weights, device=device, progress=progress, on_run=on_run)
     summary = summarize(rows)
-    table = Table(title=f"sample efficiency on {summary['rung'].iloc[0]} (mean ± std over seeds)")
-    for col in ("task", "labels", "seeds", "macro-F1", "accuracy", "majority", "n eval", "trainable", "train s/run"):
+    n_eval = int(summary["n_eval"].max())
+    table = Table(title=f"sample efficiency on {summary['rung'].iloc[0]}: mean ± std over seeds, {n_eval} eval")
+    for col in ("method", "labels", "seeds", "macro-F1", "accuracy", "majority", "s/run"):
         table.add_column(col, justify="right")
     for r in summary.itertuples():
         secs = seconds.get((r.task, r.k_shot), [math.nan])
-        table.add_row(r.task, str(r.k_shot), str(r.seeds), _pm(r.macro_f1_mean, r.macro_f1_std),
-                      _pm(r.accuracy_mean, r.accuracy_std), f"{r.majority_baseline:.3f}", str(r.n_eval),
-                      trainable.get(r.task, ""), f"{sum(secs) / len(secs):.1f}")
+        table.add_row(r.task.rsplit("/", 1)[-1], str(r.k_shot), str(r.seeds), _pm(r.macro_f1_mean, r.macro_f1_std),
+                      _pm(r.accuracy_mean, r.accuracy_std), f"{r.majority_baseline:.3f}", f"{sum(secs) / len(secs):.1f}")
     console.print(table)
+    for task, text in trainable.items():
+        console.print(f"{task}: trainable parameters {text}")
     console.print(f"wrote {len(rows)} rows to {out / 'measurements.parquet'} and the summary to {out / 'summary.csv'}")
 
 
 def _pm(mean: float, std: float) -> str:
-    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f}±{std:.3f}"

@@ -12,12 +12,20 @@ from emergelab.cli.app import app, console
 def report(
     study_dir: Path = typer.Argument(..., help="Study directory."),
     open_: bool = typer.Option(False, "--open", help="Open the report in a browser."),
+    screenshot: Path = typer.Option(None, "--screenshot", help="Also save a PNG of the page (headless Chromium)."),
 ) -> None:
     """Write STUDY_DIR/report/index.html from the measurements and explanations."""
-    from emergelab.report.build import build_report
+    from emergelab.report.build import build_report, require_study
 
+    require_study(study_dir)
     path = build_report(study_dir)
     console.print(f"Report: {path}")
+    if screenshot is not None:
+        from emergelab.report.browser import check_page
+
+        res = check_page(path, screenshot)
+        console.print(f"Screenshot: {screenshot} ({res.images} images, {len(res.broken_images)} broken, "
+                      f"{len(res.console_errors)} console errors)")
     if open_:
         import webbrowser
 

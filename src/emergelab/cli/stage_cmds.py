@@ -34,5 +34,15 @@ def prepare(
 
 @app.command()
 def train(study_dir: Path = typer.Argument(..., help="A study directory made by `emergelab prepare` or `study`.")) -> None:
-    """Pretrain every rung of the ladder (resumes exactly where a killed run stopped)."""
+    """Pretrain every rung of the ladder (resumes exactly where a killed run stopped).
+
+    Runs unchanged under `accelerate launch` (DDP, one shard of every global batch per process).
+    """
+    from emergelab.train.launch import is_main_process, launched_processes, train_launched
+
+    if launched_processes() > 1:
+        n = train_launched(study_dir, console)
+        if is_main_process():
+            console.print(f"train: {'nothing to do' if not n else f'{n} unit(s) done'} on {launched_processes()} processes")
+        return
     _run("train", study_dir)

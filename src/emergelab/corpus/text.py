@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,8 +105,9 @@ def tokenize_documents(tokenizer, docs: list[list[str]]) -> TokenizedDocuments:
     """Encode every sentence (surface form, no special tokens) in one batched call."""
     surfaces = [s for d in docs for s in sentence_surfaces(d)]
     encs = tokenizer.backend_tokenizer.encode_batch_fast(surfaces, add_special_tokens=False)
-    lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
-    ids = np.fromiter((t for e in encs for t in e.ids), dtype=np.int32, count=int(lengths.sum()))
+    lists = [e.ids for e in encs]
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    ids = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32, count=int(lengths.sum()))
     sent_start = np.concatenate([[0], np.cumsum(lengths)])
     doc_start = np.concatenate([[0], np.cumsum([len(d) for d in docs])])
     return TokenizedDocuments(ids, sent_start, doc_start)

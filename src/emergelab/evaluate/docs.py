@@ -102,6 +102,8 @@ def _pick(splits: dict[str, list[dict]], spec: TaskSpec) -> tuple[str, str]:
 
 
 def _world_data(spec: TaskSpec, data_dir: Path | None) -> TaskData:
+    if spec.world_task is None:
+        raise ValueError(f"world-wide task {spec.task} must be expanded with expand_world_tasks first")
     if data_dir is None:
         raise UserError(f"task {spec.task} reads a world's token-id data (dataset_path: world); "
                         "evaluate it in a study, or pass --data STUDY/data")

@@ -106,8 +106,8 @@ def score_masked_choices(model, items: list[tuple[list[int], list[list[int]], li
 def mlm_corruption(blocks: np.ndarray, *, mask_id: int, vocab_size: int, special_ids: list[int], seed: int,
                    probability: float = 0.15, mask: float = 0.8, random: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """BERT's corruption, seeded: ``probability`` of the non-special tokens of each block (at least one)
-    are selected; a ``mask`` fraction of them become [MASK], a ``random`` fraction a random token, the
-    rest stay (80/10/10 by default). Returns (inputs, selected positions)."""
+    are selected; a ``mask`` fraction of them become [MASK], a ``random`` fraction a random non-special
+    token, the rest stay (80/10/10 by default). Returns (inputs, selected positions)."""
     rng = np.random.default_rng(seed)
     blocks = np.asarray(blocks, dtype=np.int64)
     eligible = ~np.isin(blocks, special_ids)
@@ -118,7 +118,8 @@ def mlm_corruption(blocks: np.ndarray, *, mask_id: int, vocab_size: int, special
     inputs = blocks.copy()
     inputs[selected & (u < mask)] = mask_id
     rand = selected & (u >= mask) & (u < mask + random)
-    inputs[rand] = rng.integers(0, vocab_size, size=int(rand.sum()))
+    normal = np.setdiff1d(np.arange(vocab_size), special_ids)  # random replacements are never special tokens
+    inputs[rand] = normal[rng.integers(0, len(normal), size=int(rand.sum()))]
     return inputs, selected
 
 

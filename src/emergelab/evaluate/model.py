@@ -34,6 +34,8 @@ class LanguageModel:
     name: str = "model"
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: masked models trained on ``[CLS] A [SEP] B [SEP]`` rows (NSP): world tasks are wrapped the same way
+    wrap_world: bool = False
 
     @property
     def mask_id(self) -> int:

@@ -124,7 +124,7 @@ def build_items(spec: TaskSpec, data: TaskData, lm: LanguageModel, k: int, outpu
             answer = choices[gold] if gold is not None else list(target)
             item = Item(i, context, list(answer), choices=[list(c) for c in choices] if gold is not None else None,
                         gold=gold, gen_context=context)
-            item.left, item.right = list(context), []
+            item.left, item.right = enc.around(list(context), []) if lm.wrap_world else (list(context), [])
         else:
             shots = [(str(T.doc_to_text(spec, d)), _answer_text(T.doc_to_target(spec, d), T.doc_to_choice(spec, d))) for d in demos]
             text = text_context(str(q), shots, description=spec.description, target_delimiter=spec.target_delimiter,

@@ -4,8 +4,10 @@ The tasks are the world's (whatever ``data/manifest.json`` lists, or ``eval.task
 YAMLs in ``eval.task_files``. Each checkpoint's rows are one part file written atomically, so a
 killed evaluation resumes at the first checkpoint without a part and never duplicates rows.
 Causal models: world tasks are generated greedily (plus teacher-forced metrics), held-out loss is
-next-token cross-entropy. Masked models: world tasks are cloze (the answer's positions masked at
-once), held-out loss is the MLM loss with the study's corruption (``mlm``) and a fixed seed.
+next-token cross-entropy. Masked models: world tasks are cloze — ``prompt + [MASK]×L`` (wrapped as
+``[CLS] … [SEP]`` when the study trains NSP, whose rows look like that), every target position
+masked at once — and held-out loss is the MLM loss on the held-out blocks with the study's
+corruption (``mlm``: 15 %, 80/10/10 by default) under a fixed seed.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from emergelab.evaluate.masked import masked_heldout_loss
 from emergelab.evaluate.model import LanguageModel
 from emergelab.evaluate.runner import evaluate_task, plan_task, task_rows
 from emergelab.evaluate.scoring import heldout_loss
-from emergelab.evaluate.taskspec import TaskSpec, load_task_file, world_task_spec
+from emergelab.evaluate.taskspec import TaskSpec, expand_world_tasks, load_task_file, world_task_spec
 from emergelab.io import read_json
 from emergelab.layout import Layout
 from emergelab.measurements import write_part
@@ -43,7 +45,8 @@ def study_tasks(spec, lay: Layout) -> list[tuple[TaskSpec, TaskData, list[int]]]
     if unknown:
         raise UserError(f"eval.tasks: unknown task {unknown[0]!r}; this world's tasks: {', '.join(manifest['tasks'])}")
     out = []
-    for ts in [world_task_spec(n) for n in names] + [_task_file(f, lay) for f in spec.eval.task_files]:
+    files = [t for f in spec.eval.task_files for t in expand_world_tasks(_task_file(f, lay), manifest)]
+    for ts in [world_task_spec(n, manifest.get("world")) for n in names] + files:
         data = load_task_data(ts, lay.data)
         shots = list(spec.eval.k_shot)
         if ts.dataset_path == "world" and data.token_delimiter is None:
@@ -53,7 +56,8 @@ def study_tasks(spec, lay: Layout) -> list[tuple[TaskSpec, TaskData, list[int]]]
 
 
 def _study_model(model, tokenizer, spec, name: str) -> LanguageModel:
-    return LanguageModel(model, tokenizer, "causal" if spec.causal else "masked", spec.train.seq_len, name=name)
+    return LanguageModel(model, tokenizer, "causal" if spec.causal else "masked", spec.train.seq_len, name=name,
+                         wrap_world="nsp" in spec.objectives)
 
 
 def evaluate_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int,

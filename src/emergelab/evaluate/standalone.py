@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from emergelab.errors import UserError
 from emergelab.evaluate.docs import load_task_data
 from emergelab.evaluate.model import LanguageModel, load_model_dir
 from emergelab.evaluate.runner import plan_task, run_plan
-from emergelab.evaluate.taskspec import load_task_file
-from emergelab.io import atomic_write_json
+from emergelab.evaluate.taskspec import TaskSpec, builtin_tasks, expand_world_tasks, load_task_file, world_task_spec
+from emergelab.io import atomic_write_json, read_json
 from emergelab.measurements import make_frame, write_part
 
 
@@ -23,6 +24,31 @@ def study_data_dir(model_dir: Path) -> Path | None:
     return None
 
 
+def trains_nsp(model_dir: Path) -> bool:
+    """Whether ``model_dir`` is a checkpoint of a study whose objectives include NSP."""
+    import yaml
+
+    spec = Path(model_dir).resolve().parents[3] / "study.yaml" if len(Path(model_dir).resolve().parents) > 3 else None
+    if spec is None or not (Path(model_dir) / "checkpoint.json").exists() or not spec.exists():
+        return False
+    try:
+        return "nsp" in (yaml.safe_load(spec.read_text()) or {}).get("objectives", [])
+    except (OSError, yaml.YAMLError):
+        return False
+
+
+def _resolve_task(ref: str, data_dir: Path | None) -> list[TaskSpec]:
+    """A YAML path or built-in name (a world's name: all its tasks), or a task the data manifest lists."""
+    manifest = read_json(data_dir / "manifest.json") if data_dir is not None and (data_dir / "manifest.json").exists() else {}
+    if not Path(ref).is_file() and ref not in builtin_tasks() and ref in manifest.get("tasks", {}):
+        return [world_task_spec(ref, manifest.get("world"))]
+    spec = load_task_file(ref)
+    if spec.dataset_path == "world" and spec.world_task is None and not manifest:
+        raise UserError(f"task {spec.task} reads a world's token-id data (dataset_path: world); "
+                        "evaluate it in a study, or pass --data STUDY/data")
+    return expand_world_tasks(spec, manifest)
+
+
 def evaluate_model(model_dir: str | Path, tasks: list[str], out: str | Path, *, k_shot: list[int] | None = None,
                    limit: int | None = None, data_dir: str | Path | None = None, batch_size: int = 32,
                    dtype: str = "float32", trust_remote_code: bool = False, n_boot: int = 200, seed: int = 0,
@@ -30,10 +56,11 @@ def evaluate_model(model_dir: str | Path, tasks: list[str], out: str | Path, *, 
     """Evaluate ``tasks`` (YAML paths or built-in names) on the model in ``model_dir``; write
     ``out/measurements.parquet`` and return the table. Every task's data and prompts are checked
     before anything is scored."""
-    specs = [load_task_file(t) for t in tasks]
     data_dir = Path(data_dir) if data_dir is not None else study_data_dir(Path(model_dir))
+    specs = [s for t in tasks for s in _resolve_task(t, data_dir)]
     datas = [load_task_data(s, data_dir, limit) for s in specs]
     lm = load_model_dir(model_dir, trust_remote_code=trust_remote_code, dtype=dtype)
+    lm.wrap_world = lm.kind == "masked" and trains_nsp(Path(model_dir))
     if on_model is not None:
         on_model(lm)
     shots = [s.shots(k_shot) for s in specs]

@@ -26,6 +26,8 @@ METRIC_ALIASES = {"acc": "mc_accuracy", "acc_norm": "mc_accuracy_norm", "exact_m
                   "token_accuracy": "token_accuracy", "target_logprob": "target_logprob",
                   "target_logprob_per_token": "target_logprob_per_token", "mc_accuracy": "mc_accuracy",
                   "brier": "brier", "target_pll": "target_pll"}
+#: lm-eval aggregations accepted; emergelab always reports per-metric means (perplexity = exp(−mean log p))
+_AGGREGATIONS = ("mean", "perplexity", "weighted_perplexity", "bits_per_byte")
 #: lm-eval fields that need Python or features emergelab does not reproduce: field -> advice
 _REFUSED = {
     "process_docs": "precompute the processed columns in the JSONL",
@@ -60,8 +62,9 @@ class MetricEntry(BaseModel):
     @field_validator("aggregation")
     @classmethod
     def _mean(cls, v: str) -> str:
-        if v != "mean":
-            raise ValueError(f"aggregation {v!r} is not supported; emergelab reports means with bootstrap standard errors")
+        if v not in _AGGREGATIONS:
+            raise ValueError(f"aggregation {v!r} is not supported (allowed: {', '.join(_AGGREGATIONS)}); "
+                             "emergelab reports means with bootstrap standard errors")
         return v
 
 
@@ -141,8 +144,7 @@ class TaskSpec(BaseModel):
             raise ValueError("repeats must be 1 (greedy decoding is deterministic)")
         if self.unsafe_code:
             raise ValueError("unsafe_code: true is not supported; emergelab never runs code from task files")
-        if self.dataset_path == "world":
-            self.world_task = self.world_task or self.task
+        if self.dataset_path == "world":  # world_task None: every task of the world named ``task``
             self.doc_to_text = "prompt" if self.doc_to_text is None else self.doc_to_text
             self.doc_to_target = "target" if self.doc_to_target is None else self.doc_to_target
         elif self.world_task is not None:
@@ -260,12 +262,24 @@ def load_task_file(ref: str | Path) -> TaskSpec:
     return task_from_dict(_read_yaml(path), str(path), base_dir=path.parent.resolve())
 
 
-def world_task_spec(name: str) -> TaskSpec:
-    """The task spec of a world task listed in a study's data manifest: the built-in YAML of that
-    name if it reads the world's data, else the default (``output_type: auto`` over the token-id
-    JSONL; the few-shot delimiter comes from the manifest, in token ids)."""
-    if name in builtin_tasks():
-        spec = load_task_file(name)
-        if spec.dataset_path == "world":
-            return spec
-    return TaskSpec(task=name, dataset_path="world", output_type="auto")
+def world_task_spec(name: str, world: str | None = None) -> TaskSpec:
+    """The spec of world task ``name`` (a task a study's data manifest lists): the built-in YAML of
+    that name, else the built-in YAML of its world as a template, else ``output_type: auto`` over the
+    token-id JSONL (the few-shot delimiter, in token ids, comes from the manifest)."""
+    for ref in (name, world):
+        if ref and ref in builtin_tasks():
+            spec = load_task_file(ref)
+            if spec.dataset_path == "world":
+                return spec.model_copy(update={"task": name, "world_task": name})
+    return TaskSpec(task=name, dataset_path="world", world_task=name, output_type="auto")
+
+
+def expand_world_tasks(spec: TaskSpec, manifest: dict) -> list[TaskSpec]:
+    """A world-wide spec (``dataset_path: world`` without ``world_task``; ``task`` is the world's name)
+    becomes one spec per task of that world in ``manifest``; any other spec is itself."""
+    if spec.dataset_path != "world" or spec.world_task is not None:
+        return [spec]
+    if manifest.get("world") != spec.task:
+        raise UserError(f"task {spec.task} evaluates the tasks of the {spec.task} world, but the data holds the "
+                        f"{manifest.get('world')} world; pass --data for a study of the {spec.task} world")
+    return [spec.model_copy(update={"task": n, "world_task": n}) for n in manifest.get("tasks", {})]

@@ -29,6 +29,8 @@ class FinetuneConfig:
     eval_batch_size: int = 64
     max_length: int = 128
     """Tokens per example; longer examples are truncated (for tagging, truncated words are not scored)."""
+    label_subtoken: str = "auto"
+    """Tagging: the sub-token of each word that carries its tag: first, last, or auto (last for causal models)."""
     weight_decay: float = 0.0
     warmup_fraction: float = 0.06
     """Linear warm-up over this fraction of the steps, then linear decay to zero."""
@@ -51,6 +53,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.method not in METHOD_NAMES:
             raise UserError(f"unknown fine-tuning method {self.method!r}; choose from: {', '.join(METHOD_NAMES)}")
+        if self.label_subtoken not in ("auto", "first", "last"):
+            raise UserError(f"label_subtoken must be auto, first or last, not {self.label_subtoken!r}")
         if self.adapter_kind not in ADAPTER_KINDS:
             raise UserError(f"unknown adapter kind {self.adapter_kind!r}; choose from: {', '.join(ADAPTER_KINDS)}")
         positive = {"batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,

@@ -1,8 +1,10 @@
-"""Tokenisation for fine-tuning: texts with a label, or words with a tag on their first sub-token.
+"""Tokenisation for fine-tuning: texts with a label, or words with a tag on one sub-token each.
 
 For tagging, each word's tag goes on its first sub-token and every other position gets -100 (ignored
-by the loss and by scoring), using the fast tokenizer's ``word_ids``. Words cut off by ``max_length``
-carry no label, so they are neither trained on nor scored.
+by the loss and by scoring), using the fast tokenizer's ``word_ids``. Causal models cannot see the
+rest of a word from its first sub-token (GPT-2 splits ``w13`` into ``Ġw`` + ``13``), so for them
+the tag goes on the *last* sub-token (``subtoken="last"``). Words cut off by ``max_length`` carry
+no label, so they are neither trained on nor scored.
 """
 from __future__ import annotations
 
@@ -33,8 +35,11 @@ class Encoded:
         return len(self.labels)
 
 
-def encode(tokenizer, data: LabelledData, *, max_length: int) -> Encoded:
-    """Tokenise ``data`` for its task (no padding; batches are padded by ``collate``)."""
+def encode(tokenizer, data: LabelledData, *, max_length: int, subtoken: str = "first") -> Encoded:
+    """Tokenise ``data`` for its task (no padding; batches are padded by ``collate``).
+
+    ``subtoken``: "first" or "last" sub-token of each word carries its tag (tagging only).
+    """
     if data.task == "classify":
         enc = tokenizer(data.texts, truncation=True, max_length=max_length)
         filler = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
@@ -43,10 +48,13 @@ def encode(tokenizer, data: LabelledData, *, max_length: int) -> Encoded:
     enc = tokenizer(data.tokens, is_split_into_words=True, truncation=True, max_length=max_length)
     labels = []
     for i, tags in enumerate(data.labels):
-        row, previous = [], None
-        for w in enc.word_ids(i):
-            row.append(IGNORE if w is None or w == previous else tags[w])
-            previous = w
+        word_ids = enc.word_ids(i)
+        if subtoken == "last":
+            nxt = word_ids[1:] + [None]
+            row = [IGNORE if w is None or w == n else tags[w] for w, n in zip(word_ids, nxt)]
+        else:
+            prev = [None] + word_ids[:-1]
+            row = [IGNORE if w is None or w == p else tags[w] for w, p in zip(word_ids, prev)]
         labels.append(row)
     return Encoded(enc["input_ids"], labels, enc.get("token_type_ids"))
 

@@ -19,7 +19,6 @@ def predict_logits(model, enc: Encoded, *, pad_token_id: int, batch_size: int = 
     """Logits per example: ``(n_labels,)`` for classification, ``(seq, n_labels)`` for tagging."""
     was_training = model.training
     model.eval()
-    out: list[torch.Tensor] = []
     # sort by length so that batches hold similar lengths (less padding), then restore the order
     order = sorted(range(len(enc)), key=lambda i: len(enc.input_ids[i]))
     results: dict[int, torch.Tensor] = {}
@@ -60,10 +59,17 @@ def accuracy_stderr(acc: float, n: int) -> float:
 
 
 def macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
-    """Unweighted mean of per-class F1 over the classes present in gold or predictions."""
-    from sklearn.metrics import f1_score
+    """mean over classes c in gold ∪ pred of F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c).
 
-    return float(f1_score(gold, pred, average="macro", zero_division=0)) if len(gold) else float("nan")
+    Equal to ``sklearn.metrics.f1_score(gold, pred, average="macro", zero_division=0)``.
+    """
+    if not len(gold):
+        return float("nan")
+    classes = np.union1d(gold, pred)
+    tp = np.array([np.sum((pred == c) & (gold == c)) for c in classes])
+    fp = np.array([np.sum((pred == c) & (gold != c)) for c in classes])
+    fn = np.array([np.sum((pred != c) & (gold == c)) for c in classes])
+    return float(np.mean(2 * tp / (2 * tp + fp + fn)))
 
 
 def majority_baseline(train_labels: list, gold: np.ndarray) -> float:

@@ -123,6 +123,11 @@ def load_tokenizer(path: str | Path, *, task: str):
     return tok
 
 
+def is_causal(config) -> bool:
+    """Whether the model reads left to right (its sequence head uses the last token)."""
+    return config.model_type in CAUSAL_TYPES or bool(getattr(config, "is_decoder", False))
+
+
 def auto_class(task: str):
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 

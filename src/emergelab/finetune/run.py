@@ -25,7 +25,7 @@ from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.encode import IGNORE, encode
 from emergelab.finetune.evaluate import majority_baseline, scores
 from emergelab.finetune.methods import adalora_ranks, wrap_model
-from emergelab.finetune.model_dir import BaseModel, count_parameters, load_task_model, load_tokenizer
+from emergelab.finetune.model_dir import BaseModel, count_parameters, is_causal, load_task_model, load_tokenizer
 from emergelab.finetune.sampling import default_eval_size, holdout_split, label_subset
 from emergelab.finetune.saved import RECORD, SCHEMA_VERSION, save_base, save_weights
 from emergelab.finetune.train import train
@@ -132,8 +132,11 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
     n_backbone = sum(p.numel() for p in model.base_model.parameters())
     if config.from_scratch and save and run_dir is not None and config.method != "full":
         save_base(model, run_dir)
-    train_enc = encode(tokenizer, train_data, max_length=config.max_length)
-    eval_enc = encode(tokenizer, splits.eval, max_length=config.max_length)
+    subtoken = config.label_subtoken
+    if subtoken == "auto":
+        subtoken = "last" if is_causal(model.config) else "first"
+    train_enc = encode(tokenizer, train_data, max_length=config.max_length, subtoken=subtoken)
+    eval_enc = encode(tokenizer, splits.eval, max_length=config.max_length, subtoken=subtoken)
     steps = config.n_steps(len(train_data))
     model = wrap_model(model, config, task=task, total_steps=steps)
     trainable, total = count_parameters(model)
@@ -151,6 +154,7 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         "task_name": task_name(data_name, config), "data": splits.pool.source, "data_name": data_name,
         "label_names": splits.pool.label_names, "k_shot": len(train_data), "seed": seed,
         "from_scratch": config.from_scratch, "config": config.to_dict(), "base": base_info,
+        "label_subtoken": subtoken if task == "tag" else None,
         "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total,
         "train": {"steps": stats.steps, "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
                   "final_loss": stats.final_loss, "examples": len(train_data)},

@@ -12,6 +12,7 @@ Layout of a run directory::
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -80,7 +81,8 @@ class Finetuned:
             data = LabelledData("classify", list(inputs), None, [0] * len(inputs), self.label_names, 0, "<predict>")
         else:
             data = LabelledData("tag", None, [list(ws) for ws in inputs], [[0] * len(ws) for ws in inputs], self.label_names, 0, "<predict>")
-        return encode(self.tokenizer, data, max_length=self.record["config"]["max_length"])
+        return encode(self.tokenizer, data, max_length=self.record["config"]["max_length"],
+                      subtoken=self.record.get("label_subtoken") or "first")
 
     def logits(self, inputs: Sequence, *, batch_size: int = 64) -> list[torch.Tensor]:
         """Per text ``(n_labels,)``; per sentence ``(n_words, n_labels)`` (words cut by max_length are absent)."""
@@ -130,7 +132,9 @@ def load_finetuned(run_dir: str | Path, *, base_model: str | Path | None = None,
     if METHODS[method].uses_peft:
         from peft import PeftModel
 
-        with quiet_transformers():
+        with quiet_transformers(), warnings.catch_warnings():
+            # AdaLoRA's saved rank pattern names lora_E tensors, not modules: peft warns, then resizes correctly
+            warnings.simplefilter("ignore")
             model = PeftModel.from_pretrained(model, str(run_dir / "adapter"), is_trainable=False)
     else:
         from safetensors.torch import load_file

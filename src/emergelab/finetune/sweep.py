@@ -6,7 +6,6 @@ concatenation of the runs' rows.
 """
 from __future__ import annotations
 
-import gc
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -66,7 +65,6 @@ def finetune_sweep(
                               spec_hash=spec, study=study, device=device, progress=progress)
                 rec.pop("model", None)
                 rec.pop("tokenizer", None)
-                gc.collect()
                 rows += rec["rows"]
                 if on_run is not None:
                     on_run(rec)

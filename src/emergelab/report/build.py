@@ -111,7 +111,8 @@ def build_report(study_dir: str | Path) -> Path:
     sections.append(("Training", _img(F.training_loss(df))))
 
     tasks = [t for t in sorted(df[(df.source == "eval")].task.unique()) if t != "heldout"]
-    cap = "".join(_img(F.capability(df, t, F.paired_metrics(df, t), fits)) for t in tasks)
+    cap = "".join(f"<h3>{html.escape(t)}</h3>" + "".join(_img(F.capability(df, t, m, fits)) for m in F.paired_metrics(df, t))
+                  for t in tasks)
     sections.append(("Capabilities", cap or "<p>No evaluation rows.</p>"))
 
     vrows = [[html.escape(v["task"]), html.escape(v["metric"]), html.escape(v["axis"]), html.escape(str(v.get("rung") or "all")),

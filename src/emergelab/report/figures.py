@@ -57,57 +57,54 @@ def training_loss(df: pd.DataFrame) -> Figure | None:
                   "Training loss against tokens seen, one line per rung of the ladder.")
 
 
-def capability(df: pd.DataFrame, task: str, metrics: list[str], fits: dict | None = None) -> Figure | None:
-    """Each metric (columns) vs step per rung (top) and vs parameters at the last step (bottom)."""
-    d = df[(df.source == "eval") & (df.task == task) & (df.step >= 0) & df.metric.isin(metrics)]
-    if d.empty:
+def capability(df: pd.DataFrame, task: str, metric: str, fits: dict | None = None) -> Figure | None:
+    """One metric of a task vs step per rung, vs parameters at the last step, and vs compute."""
+    dm = df[(df.source == "eval") & (df.task == task) & (df.step >= 0) & (df.metric == metric)]
+    if dm.empty:
         return None
-    metrics = [m for m in metrics if m in set(d.metric)]
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, len(metrics), figsize=(4.0 * len(metrics), 8.4), squeeze=False)
-    rungs = _rung_order(d)
-    chance = df[(df.task == task) & df.metric.str.startswith("chance/")]
-    for j, metric in enumerate(metrics):
-        dm = d[d.metric == metric]
-        ax = axes[0, j]
-        for i, rung in enumerate(rungs):
-            r = dm[dm.rung == rung].sort_values("step")
-            ax.errorbar(r.step, r.value, yerr=r.stderr.fillna(0), ms=3, lw=1.2, capsize=0, label=rung, **_style(i))
-            fit = (fits or {}).get((task, metric, "step", rung))
-            if fit is not None:
-                ax.plot(fit[0], fit[1], color=PALETTE[i % len(PALETTE)], lw=0.8, ls="--")
-        _step_axis(ax)
-        ax.set_ylabel(LABELS.get(metric, metric))
-        ax.set_title(f"{metric} vs step", fontsize=9)
-        c = chance[chance.metric == f"chance/{metric}"]
-        if not c.empty:
-            ax.axhline(c.value.iloc[0], color="grey", lw=0.7, ls=":", label="chance")
-        ax.legend(fontsize=6, frameon=False)
-        last = dm[dm.step == dm.groupby("rung").step.transform("max")].sort_values("n_params")
-        ax = axes[1, j]
-        ax.errorbar(last.n_params, last.value, yerr=last.stderr.fillna(0), color=PALETTE[0], marker="o", ms=4, lw=1.2)
-        fit = (fits or {}).get((task, metric, "params", None))
+    fig, axes = new_figure(ncols=3, width=3.9, height=2.9)
+    rungs = _rung_order(dm)
+    label = LABELS.get(metric, metric)
+    chance = df[(df.task == task) & (df.metric == f"chance/{metric}")]
+    ax = axes[0]
+    for i, rung in enumerate(rungs):
+        r = dm[dm.rung == rung].sort_values("step")
+        ax.errorbar(r.step, r.value, yerr=r.stderr.fillna(0), ms=3, lw=1.2, capsize=0, label=rung, **_style(i))
+        fit = (fits or {}).get((task, metric, "step", rung))
         if fit is not None:
-            ax.plot(fit[0], fit[1], color=PALETTE[3], lw=1.0, ls="--", label=f"fit: {fit[2]}")
-            if fit[3] is not None:
-                ax.axvspan(*fit[3], color=PALETTE[3], alpha=0.12, label="onset 95% CI")
-            ax.legend(fontsize=6, frameon=False)
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters (log)")
-        ax.set_ylabel(LABELS.get(metric, metric))
-        ax.set_title(f"{metric} vs parameters (final checkpoints)", fontsize=9)
-        ax = axes[2, j]
-        for i, rung in enumerate(rungs):
-            r = dm[(dm.rung == rung) & (dm.flops > 0)].sort_values("flops")
-            ax.plot(r.flops, r.value, ms=3, lw=1.0, label=rung, **_style(i))
-        ax.set_xscale("log")
-        ax.set_xlabel("training compute (FLOPs, log)")
-        ax.set_ylabel(LABELS.get(metric, metric))
-        ax.set_title(f"{metric} vs compute", fontsize=9)
-    alt = (f"Task {task}: {', '.join(metrics)} against training step for each rung, against parameter count at "
+            ax.plot(fit[0], fit[1], color=PALETTE[i % len(PALETTE)], lw=0.8, ls="--")
+    _step_axis(ax)
+    ax.set_ylabel(label)
+    ax.set_title("vs training step (dashed: fitted model)", fontsize=8)
+    if not chance.empty:
+        ax.axhline(chance.value.iloc[0], color="grey", lw=0.7, ls=":", label="chance")
+    ax.legend(fontsize=6, frameon=False)
+    last = dm[dm.step == dm.groupby("rung").step.transform("max")].sort_values("n_params")
+    ax = axes[1]
+    ax.errorbar(last.n_params, last.value, yerr=last.stderr.fillna(0), color=PALETTE[0], marker="o", ms=4, lw=1.2,
+                label="final checkpoints")
+    fit = (fits or {}).get((task, metric, "params", None))
+    if fit is not None:
+        ax.plot(fit[0], fit[1], color=PALETTE[3], lw=1.0, ls="--", label=f"fit: {fit[2]}")
+        if fit[3] is not None:
+            ax.axvspan(*fit[3], color=PALETTE[3], alpha=0.12, label="onset 95% CI")
+    ax.legend(fontsize=6, frameon=False)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log)")
+    ax.set_ylabel(label)
+    ax.set_title("vs parameters (final checkpoint of each rung)", fontsize=8)
+    ax = axes[2]
+    for i, rung in enumerate(rungs):
+        r = dm[(dm.rung == rung) & (dm.flops > 0)].sort_values("flops")
+        ax.plot(r.flops, r.value, ms=3, lw=1.0, label=rung, **_style(i))
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute (FLOPs, log)")
+    ax.set_ylabel(label)
+    ax.set_title("vs training compute", fontsize=8)
+    kind = METRICS.get(metric, (True, "continuous"))[1]
+    alt = (f"Task {task}, {kind} metric {metric}: against training step for each rung, against parameter count at "
            "the final checkpoint, and against training compute; dashed lines are fitted models.")
-    return Figure(f"Capability: {task}", to_data_uri(fig), alt)
+    return Figure(f"{task}: {metric} ({kind})", to_data_uri(fig), alt)
 
 
 def probe_heatmaps(df: pd.DataFrame, latent: str) -> Figure | None:

@@ -31,9 +31,13 @@ def make_accelerator(trackers: list[str], logs: Path):
     itself, so that a resumed run can purge the steps it redoes) go through accelerate."""
     from accelerate import Accelerator
 
+    from emergelab.train.launch import launched_processes
+
     check_trackers(trackers)
     others = [t for t in trackers if t != "tensorboard"]
-    return Accelerator(log_with=others or None, project_dir=str(logs))
+    # launched processes without a GPU: accelerate uses gloo on the CPU only when asked to (``cpu=True``)
+    cpu = launched_processes() > 1 and not torch.cuda.is_available()
+    return Accelerator(cpu=cpu, log_with=others or None, project_dir=str(logs))
 
 
 def use_bf16(setting: bool | str, device: torch.device) -> bool:

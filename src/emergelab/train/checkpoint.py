@@ -6,8 +6,6 @@ import re
 import shutil
 from pathlib import Path
 
-import torch
-
 from emergelab.errors import UserError
 from emergelab.io import atomic_dir, atomic_write_json, read_json, sha256_file
 
@@ -24,6 +22,8 @@ def versions() -> dict[str, str]:
     import transformers
 
     import emergelab
+
+    import torch  # imported here: checking checkpoints must stay cheap (no torch import)
 
     return {"emergelab": emergelab.__version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}
@@ -103,15 +103,19 @@ def load_model(path: Path, *, verify: bool = True, eager: bool = False):
     return model
 
 
-@torch.no_grad()
 def load_weights(model, path: Path) -> None:
     """Copy a checkpoint's weights into ``model`` built from the same rung (bit-exact; for resuming).
 
     Only tied copies (which ``save_pretrained`` stores once) may be absent from the file.
     """
+    import torch
     from safetensors.torch import load_file
 
-    state = load_file(str(path / WEIGHTS))
+    with torch.no_grad():
+        _load_weights(model, path, load_file(str(path / WEIGHTS)))
+
+
+def _load_weights(model, path: Path, state: dict) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     params = model.state_dict(keep_vars=True)
     tied = {k for k in missing if any(params[k] is params[k2] for k2 in state if k2 in params)}

@@ -201,7 +201,7 @@ def train_rung(root: str, rung_name: str, progress=None) -> dict:
             tokens_done += per_step * t.seq_len
             if step % t.log_every == 0 or step == t.steps - 1:
                 if acc.num_processes > 1:  # every process holds the loss of its shard
-                    names = sorted(losses)
+                    names = list(losses)
                     mean = acc.reduce(torch.tensor([losses[k] for k in names], device=acc.device), "mean")
                     losses = dict(zip(names, mean.tolist()))
                 if main:

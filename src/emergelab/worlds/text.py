@@ -160,8 +160,14 @@ class TextWorld(World):
     def documents(self, n_docs: int) -> list[list[list[int]]]:
         """Up to ``n_docs`` training documents (fewer if the corpus has fewer), as sentences of token ids."""
         toks = self._data.train
-        order = self.rng("order/train/0").permutation(toks.n_docs)[:n_docs]
-        return [toks.sentences(int(d)) for d in order]
+        out: list[list[list[int]]] = []
+        for d in self.rng("order/train/0").permutation(toks.n_docs):
+            sents = [s for s in toks.sentences(int(d)) if s]  # a sentence the normaliser emptied is dropped
+            if sents:
+                out.append(sents)
+            if len(out) >= n_docs:
+                break
+        return out
 
     def tasks(self, n_examples: int) -> list[TaskSet]:
         data = self._data
