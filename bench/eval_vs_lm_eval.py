@@ -235,13 +235,13 @@ def main() -> None:
             d_nc += [abs(x - r["nocache"][0]) for x in lls]
             d_c += [abs(lls[0] - r["cache"][0])]
             agree += o["requests"][(r["doc"], r["idx"])][1] == r["nocache"][1]
-        shared = f"{n / o['shared_seconds']:7.0f}" if "shared_seconds" in o else f"{'—':>7}"
-        line = (f"{name:9} {n:8d} {n / t['cache_seconds']:8.0f} {n / t['nocache_seconds']:8.0f} {n / o['seconds']:9.0f} "
+        shared = f"{n / o['shared_seconds']:7.3g}" if "shared_seconds" in o else f"{'—':>7}"
+        line = (f"{name:9} {n:8d} {n / t['cache_seconds']:8.3g} {n / t['nocache_seconds']:8.3g} {n / o['seconds']:9.3g} "
                 f"{t['cache_seconds'] / o['seconds']:6.2f} {shared} {max(d_nc):21.2e} {max(d_c):20.2e} "
                 f"{sum(x > 1e-4 for x in d_c):16d} {agree:>5d}/{n:<6d}")
         if bf16:
             b = bf16[name]
-            line += f" {n / b['seconds']:10.0f} {max(abs(b['requests'][(r['doc'], r['idx'])][0] - r['nocache'][0]) for r in reqs):13.2e}"
+            line += f" {n / b['seconds']:10.3g} {max(abs(b['requests'][(r['doc'], r['idx'])][0] - r['nocache'][0]) for r in reqs):13.2e}"
         print(line)
 
 if __name__ == "__main__":

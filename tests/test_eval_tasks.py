@@ -200,3 +200,15 @@ def test_cloze_text_is_wrapped_in_cls_and_sep():
     it = build_items(spec, TaskData(docs, docs, True), lm, 0, "cloze")[0][0]
     assert it.left == [tok.cls_token_id] + tok.encode("the cat is", add_special_tokens=False)
     assert it.target == tok.encode("red", add_special_tokens=False) and it.right == tok.encode("no", add_special_tokens=False) + [tok.sep_token_id]
+
+
+def test_cloze_with_candidates_scores_them_as_choices():
+    from emergelab.evaluate.runner import plan_task
+
+    docs = [{"q": "the cat is", "a": "red", "c": ["red", "blue"]}]
+    spec = _text_spec(doc_to_text="{{q}}", output_type="cloze", doc_to_choice="c")
+    output_type, built = plan_task(_lm("masked"), spec, TaskData(docs, docs, True), [0])
+    item = built[0][0][0]
+    assert output_type == "multiple_choice" and item.gold == 0 and len(item.choices) == 2
+    with pytest.raises(UserError, match="needs a masked model"):
+        plan_task(_lm("causal"), spec, TaskData(docs, docs, True), [0])

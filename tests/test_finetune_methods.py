@@ -173,8 +173,8 @@ def test_houlsby_adapters_and_causal_tagging(tmp_path):
     tok.save_pretrained(tmp_path / "gpt2")
     s = sentences(200, 3)
     cls = finetune(tmp_path / "gpt2", toy_classify(200), eval_size=50, out_dir=tmp_path / "cls",
-                   config=FinetuneConfig(method="adapter", adapter_kind="houlsby", steps=40, lr=1e-2))
-    assert cls["eval"]["accuracy"] >= 0.8
+                   config=FinetuneConfig(method="adapter", adapter_kind="houlsby", steps=60, lr=3e-2))
+    assert cls["eval"]["accuracy"] >= 0.75  # a random GPT-2 is a weak base: ~0.85 here, chance 0.5
     assert sum("bottleneck_adapters" in n for n, _ in cls["model"].named_parameters()) == 2 * 2 * 4  # 2 sites x 2 layers
     tags = LabelledData.from_tagged([w for w, _ in s], [[f"G{int(x[1:]) // PER_GROUP}" for x in w] for w, _ in s])
     rec = finetune(tmp_path / "gpt2", tags, eval_size=50, out_dir=tmp_path / "tag",
@@ -260,7 +260,7 @@ def test_bad_inputs_are_one_line_errors(base_dir, tmp_path):
         finetune(base_dir, data, eval_data=unseen, config=FinetuneConfig(steps=1))
     with pytest.raises(UserError, match="target module.*nope.*do not exist"):
         finetune(base_dir, data, config=FinetuneConfig(steps=1, target_modules=("nope",)))
-    model = load_task_model(base_dir, task="classify", label_names=["a", "b"], pad_token_id=0)
+    model, _ = load_task_model(base_dir, task="classify", label_names=["a", "b"], pad_token_id=0)
     model.config.model_type = "mystery"
     for method in ("lora", "ia3", "adapter"):
         with pytest.raises(UserError, match="mystery"):
@@ -279,3 +279,35 @@ def test_bad_inputs_are_one_line_errors(base_dir, tmp_path):
         check_model_dir(tmp_path / "notok")
     with pytest.raises(UserError, match="unknown fine-tuning method"):
         FinetuneConfig(method="prefix")
+
+
+def test_batches_cover_each_epoch_once_and_group_lengths():
+    from emergelab.finetune.train import batch_order
+
+    lengths = [random.Random(i).randint(1, 60) for i in range(200)]
+    for grouped in (None, lengths):
+        g = torch.Generator().manual_seed(0)
+        batches = list(batch_order(200, batch_size=16, steps=26, generator=g, lengths=grouped))
+        assert len(batches) == 26 and sorted(i for b in batches[:13] for i in b) == list(range(200))
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    assert max(spread) < 15  # grouped: similar lengths share a batch (random batches span ~55)
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter"])
+def test_weights_missing_from_the_checkpoint_train_with_the_head(base_dir, tmp_path, method):
+    """An MLM-only BERT has no pooler: it starts random, so it must be trained and saved, not frozen."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(20)]
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=32)).save_pretrained(tmp_path / "mlm")
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(tmp_path / "mlm")
+    rec = finetune(tmp_path / "mlm", toy_classify(60), eval_size=20, out_dir=tmp_path / "run", seed=3,
+                   config=FinetuneConfig(method=method, steps=3, lr=1e-2))
+    assert rec["new_modules"] == ["bert.pooler.dense"]
+    trainable = [n for n, p in rec["model"].named_parameters() if p.requires_grad]
+    assert any("pooler" in n for n in trainable)
+    texts = toy_classify(10, seed=5).texts
+    expected = torch.stack(Finetuned(rec["model"], rec["tokenizer"], rec).logits(texts))
+    assert torch.allclose(torch.stack(load_finetuned(tmp_path / "run").logits(texts)), expected, atol=1e-5)

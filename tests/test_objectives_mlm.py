@@ -201,3 +201,22 @@ def test_clm_loss_equals_gpt2_loss():
         ours, _ = obj.loss(model, b)
         ref = model(input_ids=b["input_ids"], labels=b["input_ids"]).loss
     assert abs(ours.item() - ref.item()) < 1e-5
+
+
+def test_fused_causal_lm_loss_equals_gpt2_loss():
+    from emergelab.models import build_model, initialise
+    from emergelab.objectives.clm_fused import FusedCausalLM
+    from emergelab.spec import Rung
+
+    model = initialise(build_model(Rung(name="x", n_layer=2, d_model=32, n_head=4), vocab_size=300, seq_len=32,
+                                   causal=True), "normal", 0).eval()
+    ids = torch.from_numpy(np.random.default_rng(1).integers(7, 300, size=(8, 32)))
+    ours, _ = FusedCausalLM().loss(model, {"input_ids": ids})
+    ref = model(input_ids=ids, labels=ids).loss
+    assert abs(ours.item() - ref.item()) < 1e-5
+    ours.backward()
+    g_ours = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    ref.backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(g_ours[n], p.grad, atol=1e-6, rtol=1e-4), n

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from emergelab import faults
 from emergelab.errors import UserError
 
 
@@ -49,6 +50,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            faults.point(path)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -83,6 +85,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+        faults.point(path)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -36,7 +36,10 @@ def init_study(spec: StudySpec, root: Path) -> Layout:
     lay = Layout(root)
     if lay.spec.exists():
         old = load_resolved_spec(lay)
-        if old.hash() != spec.hash():
+        started = (lay.data / "manifest.json").exists() or (root / "runs").exists()
+        if old.hash() != spec.hash() and not started:  # nothing was computed yet: take the new spec
+            atomic_write_text(lay.spec, dump_yaml(spec))
+        elif old.hash() != spec.hash():
             raise UserError(
                 f"{root} holds a study with a different spec (hash {old.hash()} vs {spec.hash()}); "
                 "use another --out, or delete the directory to start over")
@@ -247,9 +250,15 @@ class Runner:
 def run_study(spec: StudySpec, root: Path, stages: list[str] | None = None, console=None) -> dict[str, int]:
     """Create or resume the study at ``root`` and run ``stages`` (default: all)."""
     root = Path(root)
+    stages = list(stages or STAGES)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise UserError(f"unknown stage {unknown[0]!r}; allowed: {', '.join(STAGES)}")
+    if not (root / "study.yaml").exists() and root.exists() and any(p for p in root.iterdir() if p.name != ".lock"):
+        raise UserError(f"{root} exists and is not an emergelab study; choose an empty or new --out directory")
     with StudyLock(root):
         lay = init_study(spec, root)
-        return Runner(lay, spec, console).run(list(stages or STAGES))
+        return Runner(lay, spec, console).run(stages)
 
 
 def run_stages(root: str | Path, stages: list[str], console=None) -> dict[str, int]:

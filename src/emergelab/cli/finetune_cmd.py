@@ -33,7 +33,7 @@ def finetune_cmd(
     epochs: float = typer.Option(3.0, "--epochs", help="Passes over the labelled examples (at least --min-steps steps)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (overrides --epochs)."),
     min_steps: int = typer.Option(50, "--min-steps", min=0, help="Fewest steps when counting by epochs."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default per method: full 5e-5, lora/adalora 5e-4, ia3 3e-3, adapter 1e-3)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default per method: full 1e-4, lora/adalora 1e-3, ia3 3e-3, adapter 1e-3)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Training examples per step."),
     max_length: int = typer.Option(128, "--max-length", min=2, help="Tokens per example (longer ones are truncated)."),
     lora_r: int = typer.Option(8, "--lora-r", min=1, help="LoRA rank."),
@@ -80,9 +80,6 @@ def finetune_cmd(
     train = load_labelled(data, task=task, text_column=text_column, label_column=label_column)
     evald = (load_labelled(eval_data, task=task, text_column=text_column, label_column=label_column, min_classes=1)
              if eval_data else None)
-    for d in (train, evald):
-        if d is not None and d.n_replaced_chars:
-            console.print(f"[yellow]{d.source}: {d.n_replaced_chars} invalid UTF-8 sequence(s) replaced by U+FFFD[/yellow]")
     _quiet()
     t0 = time.perf_counter()
     if single:

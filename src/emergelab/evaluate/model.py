@@ -143,7 +143,9 @@ def load_model_dir(path: str | Path, *, trust_remote_code: bool = False, dtype: 
     manifest = {}
     if (path / "checkpoint.json").exists():
         manifest = json.loads((path / "checkpoint.json").read_text(encoding="utf-8"))
-    return LanguageModel(model, tokenizer, kind, max_length_of(config, tokenizer), name=path.name,
+    generic = {"model", "models", "checkpoint", "final", "hf", "weights"}  # .../minilm/model -> minilm
+    name = path.parent.name if path.name.lower() in generic and path.parent.name else path.name
+    return LanguageModel(model, tokenizer, kind, max_length_of(config, tokenizer), name=name,
                          manifest=manifest, warnings=warnings)
 
 

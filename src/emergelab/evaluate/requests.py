@@ -147,8 +147,9 @@ def build_items(spec: TaskSpec, data: TaskData, lm: LanguageModel, k: int, outpu
         longest = max(len(c) for c in item.choices) if item.choices else len(item.target)
         if lm.kind == "causal":
             item.context, c1 = _fit_left(item.context, max_len + 1 - longest)
-            gen_room = max_len - (len(item.target) if token_task else spec.max_gen_toks())
-            item.gen_context, c2 = _fit_left(item.gen_context, max(gen_room, 1)) if output_type == "generate" else (item.gen_context, False)
+            # room for the generation (lm-eval: max_length − max_gen_toks), but never less than half the context
+            gen_room = max(max_len - (len(item.target) if token_task else spec.max_gen_toks()), max_len // 2, 1)
+            item.gen_context, c2 = _fit_left(item.gen_context, gen_room) if output_type == "generate" else (item.gen_context, False)
         else:
             keep = 1 if enc.wrap and item.left[:1] == [lm.tokenizer.cls_token_id] else 0
             item.left, c1 = _fit_left(item.left, max_len - longest - len(item.right), keep)

@@ -84,7 +84,8 @@ def score_items(lm: LanguageModel, spec: TaskSpec, items: list[Item], output_typ
     if output_type == "generate":
         token_task = spec.dataset_path == "world"
         until = [] if token_task else spec.until()
-        max_new = [len(it.target) if token_task else spec.max_gen_toks() for it in items]
+        max_new = [min(len(it.target) if token_task else spec.max_gen_toks(), lm.max_length - len(it.gen_context))
+                   for it in items]  # never past the model's positions
         gens = greedy_generate(lm.model, [it.gen_context for it in items], max_new, batch_size=batch_size, pad_id=lm.pad_id,
                                eos_id=None if token_task else lm.tokenizer.eos_token_id,
                                stop=_stopper(lm, until) if until else None)
@@ -133,6 +134,8 @@ def plan_task(lm: LanguageModel, spec: TaskSpec, data: TaskData, shots: list[int
     anything is scored."""
     has_choices = spec.doc_to_choice is not None or (spec.dataset_path == "world" and "choices" in data.docs[0])
     output_type = resolve_output_type(spec, lm, has_choices)
+    if output_type == "cloze" and has_choices:
+        output_type = "multiple_choice"  # a masked model scores candidate fillers: masked probability / PLL
     return output_type, {k: build_items(spec, data, lm, k, output_type) for k in shots}
 
 

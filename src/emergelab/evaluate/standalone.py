@@ -10,6 +10,7 @@ from emergelab.evaluate.docs import load_task_data
 from emergelab.evaluate.model import LanguageModel, load_model_dir
 from emergelab.evaluate.runner import plan_task, run_plan
 from emergelab.evaluate.taskspec import TaskSpec, builtin_tasks, expand_world_tasks, load_task_file, world_task_spec
+from emergelab.evaluate.templates import check_documents
 from emergelab.io import atomic_write_json, read_json
 from emergelab.measurements import make_frame, write_part
 
@@ -59,6 +60,8 @@ def evaluate_model(model_dir: str | Path, tasks: list[str], out: str | Path, *, 
     data_dir = Path(data_dir) if data_dir is not None else study_data_dir(Path(model_dir))
     specs = [s for t in tasks for s in _resolve_task(t, data_dir)]
     datas = [load_task_data(s, data_dir, limit) for s in specs]
+    for s, d in zip(specs, datas):
+        check_documents(s, d.docs + (d.fewshot_docs if not d.same_split else []))
     lm = load_model_dir(model_dir, trust_remote_code=trust_remote_code, dtype=dtype)
     lm.wrap_world = lm.kind == "masked" and trains_nsp(Path(model_dir))
     if on_model is not None:

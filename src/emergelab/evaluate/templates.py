@@ -113,3 +113,15 @@ def gold_index(spec, target: Any, choices: list) -> int:
         return choices.index(target)
     raise UserError(f"task {spec.task}: the target {str(target)[:40]!r} is neither a choice nor a valid index "
                     f"into {len(choices)} choices; fix doc_to_target")
+
+
+def check_documents(spec, docs: list[dict]) -> None:
+    """Resolve every template on every document (and the gold choice), so that a missing column or a
+    bad target is reported before a model is even loaded."""
+    for doc in docs:
+        doc_to_text(spec, doc)
+        target, choices = doc_to_target(spec, doc), doc_to_choice(spec, doc)
+        if choices is not None and spec.output_type in ("multiple_choice", "cloze", "auto"):
+            gold_index(spec, target, choices)
+        if spec.doc_to_suffix:
+            render(spec.doc_to_suffix, doc, task=spec.task, what="doc_to_suffix")

@@ -24,9 +24,11 @@ class FinetuneConfig:
     min_steps: int = 50
     """At least this many steps when counting by epochs, so that 16 labels still train."""
     lr: float | None = None
-    """Peak learning rate; None takes the method's default (full 5e-5, lora/adalora 5e-4, ia3 3e-3, adapter 1e-3)."""
+    """Peak learning rate; None takes the method's default (full 1e-4, lora/adalora 1e-3, ia3 3e-3, adapter 1e-3)."""
     batch_size: int = 16
     eval_batch_size: int = 64
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding), as transformers' ``group_by_length``."""
     max_length: int = 128
     """Tokens per example; longer examples are truncated (for tagging, truncated words are not scored)."""
     label_subtoken: str = "auto"

@@ -14,9 +14,7 @@ from torch import nn
 from emergelab.errors import UserError
 from emergelab.finetune.adapters import CONTAINER, add_bottleneck_adapters
 from emergelab.finetune.config import FinetuneConfig
-
-#: top-level module names of transformers' classification heads (peft's ``modules_to_save`` for SEQ_CLS)
-HEAD_NAMES = ("classifier", "score", "pre_classifier")
+from emergelab.finetune.model_dir import HEAD_NAMES  # top-level names of transformers' classification heads
 
 
 @dataclass(frozen=True)
@@ -25,8 +23,8 @@ class Method:
     default_lr: float
     uses_peft: bool
     mergeable: bool
-    wrap: Callable[[nn.Module, FinetuneConfig, str, int], nn.Module]
-    """(model, config, task, total_steps) -> model to train."""
+    wrap: Callable[[nn.Module, FinetuneConfig, str, int, list[str]], nn.Module]
+    """(model, config, task, total_steps, new_modules) -> model to train; new_modules train with the head."""
 
 
 def head_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -82,17 +80,18 @@ def resolve_targets(model: nn.Module, config: FinetuneConfig, method: str) -> li
     return targets
 
 
-def _full(model, config, task, total_steps):
+def _full(model, config, task, total_steps, new_modules):
     for p in model.parameters():
         p.requires_grad_(True)
     return model
 
 
-def _lora(model, config, task, total_steps):
+def _lora(model, config, task, total_steps, new_modules):
     from peft import LoraConfig
 
     pc = LoraConfig(task_type=_peft_task_type(task), r=config.lora_r, lora_alpha=config.lora_alpha,
-                    lora_dropout=config.lora_dropout, target_modules=resolve_targets(model, config, "lora"))
+                    lora_dropout=config.lora_dropout, target_modules=resolve_targets(model, config, "lora"),
+                    modules_to_save=list(new_modules) or None)
     return _get_peft_model(model, pc)
 
 
@@ -104,7 +103,7 @@ def adalora_schedule(total_steps: int) -> tuple[int, int]:
     return tinit, tfinal
 
 
-def _adalora(model, config, task, total_steps):
+def _adalora(model, config, task, total_steps, new_modules):
     from peft import AdaLoraConfig
 
     if total_steps < 2:
@@ -112,18 +111,20 @@ def _adalora(model, config, task, total_steps):
     tinit, tfinal = adalora_schedule(total_steps)
     pc = AdaLoraConfig(task_type=_peft_task_type(task), init_r=config.adalora_init_r, target_r=config.adalora_target_r,
                        tinit=tinit, tfinal=tfinal, deltaT=1, total_step=total_steps, lora_alpha=config.lora_alpha,
-                       lora_dropout=config.lora_dropout, target_modules=resolve_targets(model, config, "adalora"))
+                       lora_dropout=config.lora_dropout, target_modules=resolve_targets(model, config, "adalora"),
+                       modules_to_save=list(new_modules) or None)
     return _get_peft_model(model, pc)
 
 
-def _ia3(model, config, task, total_steps):
+def _ia3(model, config, task, total_steps, new_modules):
     from peft import IA3Config
     from peft.utils import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FF
 
     targets = resolve_targets(model, config, "ia3")
     # (IA)^3 scales the *input* of feed-forward output layers and the output of the others
     ff = [t for t in FF.get(model.config.model_type, []) if t in targets]
-    pc = IA3Config(task_type=_peft_task_type(task), target_modules=targets, feedforward_modules=ff)
+    pc = IA3Config(task_type=_peft_task_type(task), target_modules=targets, feedforward_modules=ff,
+                   modules_to_save=list(new_modules) or None)
     return _get_peft_model(model, pc)
 
 
@@ -140,28 +141,34 @@ def _get_peft_model(model, peft_config):
             raise UserError(f"peft cannot apply {peft_config.peft_type.value} to this {model.config.model_type} model: {' '.join(str(exc).split())[:200]}") from None
 
 
-def _adapter(model, config, task, total_steps):
+def _adapter(model, config, task, total_steps, new_modules):
     for p in model.parameters():
         p.requires_grad_(False)
     add_bottleneck_adapters(model, kind=config.adapter_kind, reduction=config.adapter_reduction)
-    for m in [getattr(model, CONTAINER), *head_modules(model).values()]:
+    modules = dict(model.named_modules())
+    for m in [getattr(model, CONTAINER), *head_modules(model).values(), *(modules[n] for n in new_modules)]:
         for p in m.parameters():
             p.requires_grad_(True)
     return model
 
 
 METHODS: dict[str, Method] = {
-    "full": Method("full", 5e-5, False, False, _full),
-    "lora": Method("lora", 5e-4, True, True, _lora),
-    "adalora": Method("adalora", 5e-4, True, True, _adalora),
+    # peaks for short runs (tens to hundreds of steps, as in sample-efficiency sweeps)
+    "full": Method("full", 1e-4, False, False, _full),
+    "lora": Method("lora", 1e-3, True, True, _lora),
+    "adalora": Method("adalora", 1e-3, True, True, _adalora),
     "ia3": Method("ia3", 3e-3, True, True, _ia3),
     "adapter": Method("adapter", 1e-3, False, False, _adapter),
 }
 
 
-def wrap_model(model: nn.Module, config: FinetuneConfig, *, task: str, total_steps: int) -> nn.Module:
-    """Apply ``config.method`` to ``model`` (a model with a task head) and return the model to train."""
-    return METHODS[config.method].wrap(model, config, task, total_steps)
+def wrap_model(model: nn.Module, config: FinetuneConfig, *, task: str, total_steps: int,
+               new_modules: list[str] = ()) -> nn.Module:
+    """Apply ``config.method`` to ``model`` (a model with a task head) and return the model to train.
+
+    ``new_modules``: randomly initialised modules outside the head (see ``load_task_model``), trained with it.
+    """
+    return METHODS[config.method].wrap(model, config, task, total_steps, list(new_modules))
 
 
 def adalora_ranks(model) -> dict[str, int]:

@@ -134,9 +134,17 @@ def auto_class(task: str):
     return AutoModelForSequenceClassification if task == "classify" else AutoModelForTokenClassification
 
 
+HEAD_NAMES = ("classifier", "score", "pre_classifier")
+
+
 def load_task_model(path: str | Path, *, task: str, label_names: list[str], pad_token_id: int,
                     from_scratch: bool = False, seed: int = 0):
-    """The base model with a fresh classification head (``from_scratch``: every weight random)."""
+    """The base model with a fresh classification head (``from_scratch``: every weight random).
+
+    Returns ``(model, new_modules)``: ``new_modules`` are the modules outside the head that the
+    checkpoint lacked and that therefore start random (e.g. ``bert.pooler.dense`` of an MLM-only
+    BERT); fine-tuning methods train and save them with the head.
+    """
     import torch
     from transformers import AutoConfig
 
@@ -146,18 +154,22 @@ def load_task_model(path: str | Path, *, task: str, label_names: list[str], pad_
     torch.manual_seed(seed)  # the head's (and, from scratch, every) initial weight
     with quiet_transformers():
         try:
+            new: list[str] = []
             if from_scratch:
                 config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, **kw)
                 model = cls.from_config(config)
             else:
-                model = cls.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False, **kw)
+                model, info = cls.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False,
+                                                  output_loading_info=True, **kw)
+                new = sorted({k.rsplit(".", 1)[0] for k in info["missing_keys"]
+                              if k.split(".", 1)[0] not in HEAD_NAMES})
         except ValueError as exc:
             if "Unrecognized configuration class" in str(exc):
                 kind = "sequence" if task == "classify" else "token"
                 raise UserError(f"transformers has no {kind}-classification head for the model type in {path}; fine-tune a BERT-, GPT-2- or Llama-style model") from None
             raise
     model.config.pad_token_id = pad_token_id
-    return model
+    return model, new
 
 
 def count_parameters(model) -> tuple[int, int]:

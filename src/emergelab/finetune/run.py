@@ -127,8 +127,8 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
     task = splits.pool.task
     train_data = label_subset(splits.pool, n_labels, seed)
     tokenizer = load_tokenizer(base.path, task=task)
-    model = load_task_model(base.path, task=task, label_names=splits.pool.label_names,
-                            pad_token_id=tokenizer.pad_token_id, from_scratch=config.from_scratch, seed=seed)
+    model, new_modules = load_task_model(base.path, task=task, label_names=splits.pool.label_names,
+                                         pad_token_id=tokenizer.pad_token_id, from_scratch=config.from_scratch, seed=seed)
     n_backbone = sum(p.numel() for p in model.base_model.parameters())
     if config.from_scratch and save and run_dir is not None and config.method != "full":
         save_base(model, run_dir)
@@ -138,7 +138,7 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
     train_enc = encode(tokenizer, train_data, max_length=config.max_length, subtoken=subtoken)
     eval_enc = encode(tokenizer, splits.eval, max_length=config.max_length, subtoken=subtoken)
     steps = config.n_steps(len(train_data))
-    model = wrap_model(model, config, task=task, total_steps=steps)
+    model = wrap_model(model, config, task=task, total_steps=steps, new_modules=new_modules)
     trainable, total = count_parameters(model)
     model.to(device)
     desc = f"{config.method} k={len(train_data)} seed={seed}"
@@ -154,7 +154,7 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         "task_name": task_name(data_name, config), "data": splits.pool.source, "data_name": data_name,
         "label_names": splits.pool.label_names, "k_shot": len(train_data), "seed": seed,
         "from_scratch": config.from_scratch, "config": config.to_dict(), "base": base_info,
-        "label_subtoken": subtoken if task == "tag" else None,
+        "label_subtoken": subtoken if task == "tag" else None, "new_modules": new_modules,
         "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total,
         "train": {"steps": stats.steps, "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
                   "final_loss": stats.final_loss, "examples": len(train_data)},
@@ -165,7 +165,7 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
     }
     if run_dir is not None:
         if save:
-            rec["weights"] = save_weights(model, tokenizer, run_dir, method=config.method)
+            rec["weights"] = save_weights(model, tokenizer, run_dir, method=config.method, new_modules=new_modules)
         write_part(run_dir / ROWS, measurement_rows(rec, study=study))
         atomic_write_json(run_dir / RECORD, rec)  # last: a run with its record is complete
     return {**rec, "rows": measurement_rows(rec, study=study), "skipped": False, "model": model, "tokenizer": tokenizer}

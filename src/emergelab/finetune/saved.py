@@ -7,7 +7,7 @@ Layout of a run directory::
     tokenizer/                the tokenizer (with the pad token it was trained with)
     adapter/                  lora | adalora | ia3: peft's save_pretrained (adapter + classification head)
     model/                    full: the whole model, save_pretrained (safetensors)
-    bottleneck.safetensors    adapter: the bottleneck adapters and the classification head
+    bottleneck.safetensors    adapter: the bottleneck adapters and the classification head (+ new_modules)
     base/                     only for --from-scratch peft/adapter runs: the random base they started from
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ RECORD = "finetune.json"
 SCHEMA_VERSION = 1
 
 
-def save_weights(model, tokenizer, run_dir: Path, *, method: str) -> str:
+def save_weights(model, tokenizer, run_dir: Path, *, method: str, new_modules: list[str] = ()) -> str:
     """Write what ``load_finetuned`` needs besides the base model; returns the weights' relative path."""
     with quiet_transformers():
         with atomic_dir(run_dir / "tokenizer") as tmp:
@@ -48,7 +48,7 @@ def save_weights(model, tokenizer, run_dir: Path, *, method: str) -> str:
             return "model"
     from safetensors.torch import save
 
-    keep = (CONTAINER + ".",) + tuple(n + "." for n in head_modules(model))
+    keep = (CONTAINER + ".",) + tuple(n + "." for n in [*head_modules(model), *new_modules])
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k.startswith(keep)}
     atomic_write_bytes(run_dir / "bottleneck.safetensors", save(state))
     return "bottleneck.safetensors"
@@ -128,7 +128,7 @@ def load_finetuned(run_dir: str | Path, *, base_model: str | Path | None = None,
             model = auto_class(task).from_pretrained(str(run_dir / "model"), use_safetensors=True, trust_remote_code=False)
         return Finetuned(model.to(device).eval(), tokenizer, rec)
     base = _base_dir(run_dir, rec, base_model)
-    model = load_task_model(base, task=task, label_names=names, pad_token_id=tokenizer.pad_token_id)
+    model, _ = load_task_model(base, task=task, label_names=names, pad_token_id=tokenizer.pad_token_id)
     if METHODS[method].uses_peft:
         from peft import PeftModel
 

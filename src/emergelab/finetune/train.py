@@ -27,15 +27,26 @@ def linear_warmup_decay(step: int, *, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def batch_order(n: int, *, batch_size: int, steps: int, generator: torch.Generator):
-    """Index batches for ``steps`` steps: epochs of seeded permutations, the last batch of an epoch may be short."""
+def batch_order(n: int, *, batch_size: int, steps: int, generator: torch.Generator, lengths=None):
+    """Index batches for ``steps`` steps: epochs of seeded permutations (the last batch of an epoch may be short).
+
+    With ``lengths``, each run of 50 batches of the permutation is sorted by length before it is cut
+    into batches, and the batches are then shuffled (transformers' ``group_by_length``): similar
+    lengths share a batch, so less compute goes into padding.
+    """
     done = 0
     while True:
         perm = torch.randperm(n, generator=generator).tolist()
-        for start in range(0, n, batch_size):
+        if lengths is not None:
+            mega = 50 * batch_size
+            perm = [i for s in range(0, n, mega) for i in sorted(perm[s : s + mega], key=lambda i: lengths[i])]
+        batches = [perm[s : s + batch_size] for s in range(0, n, batch_size)]
+        if lengths is not None:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        for batch in batches:
             if done == steps:
                 return
-            yield perm[start : start + batch_size]
+            yield batch
             done += 1
 
 
@@ -56,7 +67,9 @@ def train(model, enc: Encoded, *, config: FinetuneConfig, steps: int, seed: int,
     task = progress.add_task(description, total=steps) if progress is not None else None
     model.train()
     t0, tokens, losses = time.perf_counter(), 0, []
-    for step, idx in enumerate(batch_order(len(enc), batch_size=config.batch_size, steps=steps, generator=generator)):
+    lengths = [len(x) for x in enc.input_ids] if config.group_by_length else None
+    for step, idx in enumerate(batch_order(len(enc), batch_size=config.batch_size, steps=steps, generator=generator,
+                                           lengths=lengths)):
         batch = {k: v.to(device) for k, v in collate(enc, idx, pad_token_id=pad_token_id).items()}
         loss = model(**batch).loss  # AdaLoRA adds its orthogonality penalty here
         loss.backward()

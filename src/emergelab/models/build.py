@@ -14,6 +14,7 @@ def build_model(rung: Rung, *, vocab_size: int, seq_len: int, causal: bool, pad_
         cfg = GPT2Config(
             vocab_size=vocab_size, n_positions=seq_len, n_embd=rung.d_model, n_layer=rung.n_layer,
             n_head=rung.n_head, n_inner=rung.d_ff, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            activation_function="gelu_pytorch_tanh",  # GPT-2's gelu_new, as one fused kernel
             bos_token_id=None, eos_token_id=None, pad_token_id=pad_token_id, tie_word_embeddings=True,
         )
         return GPT2LMHeadModel(cfg)

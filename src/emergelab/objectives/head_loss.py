@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 #: bytes of float32 logits per chunk: big enough for efficient matmuls, small enough for the cache
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 16 << 20
 
 
 def chunk_rows(vocab: int) -> int:
@@ -57,8 +57,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                          target: torch.Tensor) -> torch.Tensor:
     """Σ cross-entropy of ``h @ weight.T + bias`` ([N, d] × [V, d]) against ``target`` [N] (no ignored rows)."""
-    if h.shape[0] == 0:
-        return (h.sum() + weight.sum() * 0.0).float() * 0.0
+    if h.shape[0] == 0:  # nothing to predict: zero, but every input still gets a (zero) gradient
+        return sum(x.float().sum() for x in (h, weight, bias) if x is not None) * 0.0
     if not torch.is_grad_enabled() or not (h.requires_grad or weight.requires_grad):
         logits = h @ weight.t() if bias is None else torch.addmm(bias, h, weight.t())
         return F.cross_entropy(logits.float(), target, reduction="sum")

@@ -7,7 +7,8 @@ global batch, so a resumed run, a run with gradient accumulation and a multi-pro
 same masks.
 
 The loss runs the encoder once and the MLM head only at the selected positions (the vocabulary-sized
-head dominates the cost of small models; BERT computes it everywhere and discards 85 %). It equals
+head dominates the cost of small models; BERT computes it everywhere and discards 85 %), fused with
+its cross-entropy (objectives/head_loss.py). It equals
 ``BertForPreTraining``'s own loss (mean cross-entropy over selected tokens + mean NSP cross-entropy).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from emergelab.objectives.base import Objective
+from emergelab.objectives.head_loss import linear_cross_entropy
 from emergelab.objectives.words import word_start_table, word_starts
 
 IGNORE = -100  # label of unselected positions, as in Hugging Face
@@ -104,9 +106,9 @@ class MaskedLM(Objective):
         out = model.bert(input_ids=ids, attention_mask=batch.get("attention_mask"),
                          token_type_ids=batch.get("token_type_ids"), return_dict=True)
         selected = labels != IGNORE
-        hidden = out.last_hidden_state[selected]  # [M, d]: the head only where there is a target
-        logits = model.cls.predictions(hidden)  # [M, V]
-        mlm = F.cross_entropy(logits.float(), labels[selected], reduction="sum") * (
+        head = model.cls.predictions
+        hidden = head.transform(out.last_hidden_state[selected])  # [M, d]: the head only where there is a target
+        mlm = linear_cross_entropy(hidden, head.decoder.weight, head.decoder.bias, labels[selected]) * (
             n_slices / max(batch["n_selected"].item(), 1))
         nsp_logits = model.cls.seq_relationship(out.pooler_output)  # [B, 2]
         if not self.nsp:

@@ -139,6 +139,10 @@ def build_report(study_dir: str | Path) -> Path:
     ft = _img(F.finetune_curves(df))
     if ft:
         sections.append(("Fine-tuning", ft))
+    from emergelab import faults
+
+    for i, _ in enumerate(sections):  # test hook: a kill while the page is being assembled
+        faults.point(lay.report.parent / f"section-{i}")
     title = f"emergelab report — {lay.root.name}"
     out = lay.report
     atomic_write_text(out, page(title, sections))

@@ -52,11 +52,21 @@ class StepModule(torch.nn.Module):
 
 
 def make_optimizer(model: torch.nn.Module, t) -> torch.optim.AdamW:
-    """AdamW; matrices decay, vectors (biases, norms) do not."""
+    """AdamW (the fused kernel on CPU and CUDA); matrices decay, vectors (biases, norms) do not."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
+    fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay) or None
     return torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(0.9, 0.95))
+                              {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(0.9, 0.95), fused=fused)
+
+
+def training_objective(spec: StudySpec, tokenizer):
+    """The study's objective; causal LM trains with the fused vocabulary head (the same loss, faster)."""
+    if spec.causal:
+        from emergelab.objectives.clm_fused import FusedCausalLM
+
+        return FusedCausalLM()
+    return make_objective(spec.objectives, tokenizer=tokenizer, seed=spec.seed, **spec.mlm.model_dump())
 
 
 def compile_backbone(model: torch.nn.Module) -> None:
@@ -132,7 +142,7 @@ def train_rung(root: str, rung_name: str, progress=None) -> dict:
         ckpt.load_weights(model, ckpt.step_dir(root_ck, start))
     if t.compile:
         compile_backbone(model)
-    objective = make_objective(spec.objectives, tokenizer=tok, seed=spec.seed, **spec.mlm.model_dump())
+    objective = training_objective(spec, tok)
     step_module = acc.prepare(StepModule(model, objective))
     model = acc.unwrap_model(step_module).model
     opt = make_optimizer(model, t)

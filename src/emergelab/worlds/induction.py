@@ -13,11 +13,15 @@ class InductionParams(BaseModel):
     min_period: int = Field(8, ge=2, description="shortest repeated block")
     max_period: int = Field(32, ge=2, description="longest repeated block")
     answer_length: int = Field(5, ge=1, description="tokens to continue in the task")
+    distinct: bool = Field(True, description="blocks hold distinct symbols, so every token's previous "
+                                             "occurrence (what an induction head looks up) is unique")
 
     @model_validator(mode="after")
     def _order(self) -> "InductionParams":
         if self.min_period > self.max_period:
             raise ValueError(f"min_period {self.min_period} > max_period {self.max_period}")
+        if self.distinct and self.max_period > self.vocab:
+            raise ValueError(f"distinct blocks need max_period ≤ vocab, got {self.max_period} > {self.vocab}")
         return self
 
 
@@ -41,10 +45,16 @@ class InductionWorld(World):
         p = self.params
         hi = min(p.max_period, max(p.min_period, seq_len // 2))
         periods = rng.integers(p.min_period, hi + 1, size=n)
-        blocks = rng.integers(0, p.vocab, size=(n, hi))
+        blocks = self._blocks(rng, n, hi)
         pos = np.arange(seq_len)[None, :] % periods[:, None]
         seqs = np.take_along_axis(blocks, pos, axis=1)
         return seqs.astype(np.int64), periods
+
+    def _blocks(self, rng: np.random.Generator, n: int, width: int) -> np.ndarray:
+        """[n, width] random symbols; without repeats within a row when ``distinct``."""
+        if self.params.distinct:
+            return np.argsort(rng.random((n, self.params.vocab)), axis=1)[:, :width]
+        return rng.integers(0, self.params.vocab, size=(n, width))
 
     def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
         seqs, _ = self._sequences(self.rng("train"), n_blocks, seq_len)
@@ -56,7 +66,7 @@ class InductionWorld(World):
         examples = []
         for _ in range(n_examples):
             period = int(rng.integers(p.min_period, p.max_period + 1))
-            block = rng.integers(0, p.vocab, size=period).tolist()
+            block = self._blocks(rng, 1, period)[0].tolist()
             seq = (block * (2 + p.answer_length // period + 1))[: period + 1 + p.answer_length]
             examples.append(TaskExample(prompt=seq[: period + 1], target=seq[period + 1:]))
         chance = {"exact_match": (1 / p.vocab) ** p.answer_length, "token_accuracy": 1 / p.vocab}

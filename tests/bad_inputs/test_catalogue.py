@@ -1,0 +1,83 @@
+"""The bad-input catalogue: every case exits with code 2, one `error:` line naming the problem and
+the fix, no traceback — and nothing that already existed is changed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+# (case id, argv with {A} = assets folder and {T} = a fresh temp dir, fragment the message must contain)
+CASES = [
+    # specs
+    ("spec-unknown-key", ["study", "--preset", "smoke", "--set", "train.stepz=3", "--out", "{T}/s"], "train.stepz: unknown key"),
+    ("spec-negative-steps", ["study", "--preset", "smoke", "--set", "train.steps=-5", "--out", "{T}/s"], "train.steps"),
+    ("spec-wrong-type", ["study", "--preset", "smoke", "--set", "train.lr=fast", "--out", "{T}/s"], "train.lr"),
+    ("spec-unknown-world", ["study", "--set", "world=galaxy", "--out", "{T}/s"], "unknown world 'galaxy'"),
+    ("spec-unknown-objective", ["study", "--preset", "smoke", "--set", "objectives=[gpt]", "--out", "{T}/s"], "objectives"),
+    ("spec-nsp-alone", ["study", "--preset", "smoke", "--set", "objectives=[nsp]", "--out", "{T}/s"], "nsp needs mlm"),
+    ("spec-unknown-init", ["study", "--preset", "smoke", "--set", "init=zeros", "--out", "{T}/s"], "init"),
+    ("spec-heads-divide", ["study", "--preset", "smoke", "--set", "ladder.0.n_head=3", "--out", "{T}/s"], "divisible"),
+    ("spec-unknown-preset", ["study", "--preset", "huge"], "unknown preset 'huge'"),
+    ("spec-malformed-yaml", ["study", "{A}/not_yaml.yaml", "--out", "{T}/s"], "not valid YAML"),
+    ("spec-missing-file", ["study", "{A}/nope.yaml"], "does not exist"),
+    ("spec-not-a-mapping", ["study", "{A}/spec_list.yaml", "--out", "{T}/s"], "must be a YAML mapping"),
+    ("spec-duplicate-rungs", ["study", "{A}/spec_dup.yaml", "--out", "{T}/s"], "rung names must be unique"),
+    ("spec-set-syntax", ["study", "--preset", "smoke", "--set", "trainsteps", "--out", "{T}/s"], "key.path=value"),
+    ("spec-bad-world-arg", ["study", "--preset", "smoke", "--set", "world_args.vocab=1", "--out", "{T}/s"], "world_args.vocab"),
+    # corpora
+    ("corpus-empty", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/empty.txt", "--out", "{T}/s"], "no text"),
+    ("corpus-binary", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/binary.bin", "--out", "{T}/s"], "binary"),
+    ("corpus-missing", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/nowhere", "--out", "{T}/s"], "does not exist"),
+    ("corpus-no-text-column", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/no_text_col.csv", "--out", "{T}/s"], "column"),
+    ("corpus-not-given", ["study", "--preset", "smoke", "--set", "world=text", "--out", "{T}/s"], "corpus"),
+    # task files
+    ("task-missing", ["evaluate", "--model", "{A}/gpt", "--task", "{A}/nope.yaml", "--out", "{T}/e"], "does not exist"),
+    ("task-unknown-field", ["evaluate", "--model", "{A}/gpt", "--task", "{A}/unknown_field.yaml", "--out", "{T}/e"], "colour"),
+    ("task-missing-field", ["evaluate", "--model", "{A}/gpt", "--task", "{A}/missing_field.yaml", "--out", "{T}/e"], "doc_to_text"),
+    ("task-bad-template", ["evaluate", "--model", "{A}/gpt", "--task", "{A}/bad_template.yaml", "--out", "{T}/e"], "no_such_column"),
+    ("task-kshot-too-large", ["evaluate", "--model", "{A}/gpt", "--task", "{A}/ok.yaml", "--k-shot", "50", "--out", "{T}/e"], "shot"),
+    ("task-cloze-on-causal", ["evaluate", "--model", "{A}/gpt", "--task", "{A}/cloze.yaml", "--out", "{T}/e"], "cloze"),
+    # labelled data
+    ("labels-one-class", ["finetune", "--model", "{A}/bert", "--data", "{A}/one_class.csv", "--out", "{T}/f"], "one class"),
+    ("labels-missing-column", ["finetune", "--model", "{A}/bert", "--data", "{A}/no_label.csv", "--out", "{T}/f"], "label"),
+    ("labels-empty-file", ["finetune", "--model", "{A}/bert", "--data", "{A}/empty.csv", "--out", "{T}/f"], "empty"),
+    ("labels-too-many-requested", ["finetune", "--model", "{A}/bert", "--data", "{A}/ok.csv", "--labels", "5000", "--out", "{T}/f"], "5000"),
+    ("labels-untagged-token", ["probe", "--model", "{A}/bert", "--data", "{A}/tags_missing.txt", "--task", "tag", "--out", "{T}/p"], "TAG"),
+    # model directories
+    ("model-missing", ["finetune", "--model", "{A}/nowhere", "--data", "{A}/ok.csv", "--out", "{T}/f"], "does not exist"),
+    ("model-empty-dir", ["evaluate", "--model", "{A}/empty_dir", "--task", "{A}/ok.yaml", "--out", "{T}/e"], "empty_dir"),
+    ("model-no-tokenizer", ["evaluate", "--model", "{A}/no_tokenizer", "--task", "{A}/ok.yaml", "--out", "{T}/e"], "tokenizer"),
+    ("model-pickle-only", ["evaluate", "--model", "{A}/pickle_only", "--task", "{A}/ok.yaml", "--out", "{T}/e"], "pickle"),
+    ("model-corrupt-weights", ["evaluate", "--model", "{A}/corrupt", "--task", "{A}/ok.yaml", "--out", "{T}/e"], "corrupt"),
+    ("model-pickle-probe", ["probe", "--model", "{A}/pickle_only", "--data", "{A}/tags.txt", "--task", "tag", "--out", "{T}/p"], "pickle"),
+    # CLI arguments and directories
+    ("cli-explain-no-table", ["explain", "{T}"], "measurements"),
+    ("cli-report-no-study", ["report", "{T}"], "measurements.parquet"),
+    ("cli-train-not-a-study", ["train", "{A}/not_a_study"], "not a study directory"),
+    ("cli-study-foreign-dir", ["study", "--preset", "smoke", "--out", "{A}/not_a_study"], "not an emergelab study"),
+    ("cli-unknown-stage", ["study", "--preset", "smoke", "--stages", "prepare,fly", "--out", "{T}/s"], "unknown stage 'fly'"),
+    ("cli-unknown-world-show", ["worlds", "show", "galaxy"], "unknown world"),
+    ("cli-unknown-option", ["study", "--frobnicate"], "--frobnicate"),
+]
+
+
+@pytest.mark.parametrize("case, argv, fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line(case, argv, fragment, assets: Path, tmp_path: Path):
+    before = {p: p.read_bytes() for p in assets.rglob("*") if p.is_file()}
+    args = [a.replace("{A}", str(assets)).replace("{T}", str(tmp_path)) for a in argv]
+    res = run_cli(*args, timeout=120)
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert res.returncode == 2, f"{case}: rc={res.returncode}\n{res.stderr[-2000:]}"
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout, res.stderr[-2000:]
+    assert len(errors) == 1, res.stderr
+    assert fragment.lower() in errors[0].lower(), errors[0]
+    after = {p: p.read_bytes() for p in assets.rglob("*") if p.is_file()}
+    assert after == before  # nothing that existed was changed
+
+
+def test_catalogue_has_at_least_30_cases():
+    assert len(CASES) >= 30
+    kinds = {c[0].split("-")[0] for c in CASES}
+    assert {"spec", "corpus", "task", "labels", "model", "cli"} <= kinds

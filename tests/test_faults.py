@@ -1,0 +1,47 @@
+"""Fault injection: SIGKILL a study at seeded points in every stage, re-run it, and get exactly the
+uninterrupted study's checkpoints (sha256) and measurements. Run with `make test-faults`."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emergelab.measurements import SORT_KEY
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.faults
+
+# writes per stage in the smoke study (upper bounds for the seeded choice of kill points)
+WRITES = {"prepare": 6, "train": 60, "evaluate": 30, "probe": 30, "explain": 3, "report": 6}
+POINTS = [(stage, k) for stage, n in WRITES.items()
+          for k in sorted(random.Random(f"faults/{stage}").sample(range(1, n + 1), 3))]
+
+
+def _shas(study: Path) -> dict[str, str]:
+    return {str(p.parent.relative_to(study)): json.loads(p.read_text())["weights_sha256"]
+            for p in sorted(study.glob("runs/*/checkpoints/*/checkpoint.json"))}
+
+
+def _table(study: Path) -> pd.DataFrame:
+    return pd.read_parquet(study / "measurements.parquet").sort_values(SORT_KEY).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("stage, k", POINTS, ids=[f"{s}-{k}" for s, k in POINTS])
+def test_kill_and_rerun_gives_the_uninterrupted_result(stage, k, smoke_study, tmp_path):
+    out = tmp_path / "study"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EMERGELAB_FAULT": f"{stage}:{k}"}
+    proc = subprocess.run([sys.executable, "-m", "emergelab", "study", "--preset", "smoke", "--out", str(out)],
+                          capture_output=True, text=True, env=env, start_new_session=True, timeout=600)
+    assert proc.returncode == -9, f"the fault {stage}:{k} did not fire (rc={proc.returncode})"
+    res = run_cli("study", "--preset", "smoke", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not list(out.rglob(".*.tmp")), "a temporary file survived the re-run"
+    assert _shas(out) == _shas(smoke_study)
+    pd.testing.assert_frame_equal(_table(out), _table(smoke_study))
+    assert (out / "report" / "index.html").exists()
