@@ -5,7 +5,8 @@ trainers train the same freshly initialised model on the same prepared rows (bat
 AdamW, clipping at 1.0, fp32) with the same thread count. emergelab runs its real ``train_rung`` on a
 study directory; the HF side is ``Trainer`` + ``DataCollatorForLanguageModeling``, as the
 ``run_mlm.py`` / ``run_clm.py`` examples do. Tokens/s is measured between the ends of step
-``--warmup`` and of the last step (no checkpoint falls inside). MFU is model FLOPs per token × tokens/s
+``--warmup`` and of the last step (no checkpoint falls inside), as the median step, best of
+``--repeats`` interleaved runs (the machine may be shared). MFU is model FLOPs per token × tokens/s
 over a float32 matmul peak measured in the same run with the same threads, where model FLOPs per token
 count what the loss needs: 6 × (12·L·d² + head) + 12·L·T·d, the head being V·d for causal LM and
 0.15·(d² + V·d) for MLM (its head runs only at the selected positions); the NSP head is negligible.
@@ -47,8 +48,10 @@ def model_flops_per_token(d: int, n_layer: int, causal: bool, mlm_fraction: floa
 
 
 def rate(stamps: list[float], warmup: int) -> float:
-    """Tokens/s between the end of step ``warmup`` and the end of the last step."""
-    return (len(stamps) - 1 - warmup) * BATCH * SEQ / (stamps[-1] - stamps[warmup])
+    """Tokens/s of the median step after ``warmup`` (robust to other processes' bursts on a shared machine)."""
+    import statistics
+
+    return BATCH * SEQ / statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:]))
 
 
 def prepare_study(root: Path, objective: str, sizes: list[tuple[int, int]], steps: int, threads: int) -> None:
@@ -81,6 +84,8 @@ def ours(root: Path, rung: str, bf16: bool = False) -> list[float]:
             spec["train"]["bf16"] = True
             (twin / "study.yaml").write_text(yaml.safe_dump(spec))
         root = twin
+    shutil.rmtree(root / "runs" / rung, ignore_errors=True)  # a repeat trains from scratch
+    shutil.rmtree(root / "parts" / "train" / rung, ignore_errors=True)
     stamps: list[float] = []
     train_rung(str(root), rung, lambda r, step, total, loss=None, tps=None: loss is not None and stamps.append(time.perf_counter()))
     return stamps
@@ -90,7 +95,7 @@ def hf_trainer(root: Path, d: int, n_layer: int, causal: bool, threads: int, ste
     """HF ``Trainer`` + ``DataCollatorForLanguageModeling`` on the same model, rows and batch."""
     import numpy as np
     import torch
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     from emergelab.corpus.prepare import load_train
     from emergelab.corpus.tokenizer import load_tokenizer
@@ -126,7 +131,9 @@ def hf_trainer(root: Path, d: int, n_layer: int, causal: bool, threads: int, ste
                                  save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
                                  logging_steps=10 ** 6, dataloader_num_workers=0, seed=0)
         collator = DataCollatorForLanguageModeling(tok, mlm=not causal, mlm_probability=0.15)
-        Trainer(model=model, args=args, train_dataset=Rows(), data_collator=collator, callbacks=[Stamp()]).train()
+        trainer = Trainer(model=model, args=args, train_dataset=Rows(), data_collator=collator, callbacks=[Stamp()])
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
     return stamps
 
 
@@ -136,6 +143,7 @@ def main() -> None:
     ap.add_argument("--objectives", default="mlm_nsp,clm")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=2, help="steps excluded from the timing")
+    ap.add_argument("--repeats", type=int, default=2, help="interleaved runs of each trainer; the best counts")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 column")
     args = ap.parse_args()
@@ -158,8 +166,10 @@ def main() -> None:
             root = Path(tmp) / objective
             prepare_study(root, objective, sizes, args.steps, args.threads)
             for d, n_layer in sizes:
-                a = rate(ours(root, f"d{d}-L{n_layer}"), args.warmup)
-                b = rate(hf_trainer(root, d, n_layer, causal, args.threads, args.steps), args.warmup)
+                a = b = 0.0
+                for _ in range(args.repeats):  # interleaved; the better of the repeats counts
+                    a = max(a, rate(ours(root, f"d{d}-L{n_layer}"), args.warmup))
+                    b = max(b, rate(hf_trainer(root, d, n_layer, causal, args.threads, args.steps), args.warmup))
                 c = float("nan") if args.no_bf16 else rate(ours(root, f"d{d}-L{n_layer}", bf16=True), args.warmup)
                 peak = max(peak, matmul_peak(args.threads, repeats=2))  # the best the machine gave in this run
                 fpt = model_flops_per_token(d, n_layer, causal)

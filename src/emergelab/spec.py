@@ -369,15 +369,21 @@ def load_spec(path: str | Path | None = None, preset: str | None = None, overrid
         where = str(p)
         base = data.pop("preset", None) or preset
         if base:
-            data = _deep_merge(preset_dict(base), data)
+            base_data = preset_dict(base)
+            if data.get("world", base_data.get("world")) != base_data.get("world"):
+                base_data.pop("world_args", None)  # the base's world_args belong to the base's world
+            data = _deep_merge(base_data, data)
     else:
         data = preset_dict(preset or "default")
         where = f"preset {preset or 'default'}"
     base_world = data.get("world")
+    world_sets = [a for a in overrides or [] if a.split("=", 1)[0].strip() == "world"]
+    if world_sets:
+        apply_override(data, world_sets[-1])
+        if data.get("world") != base_world:
+            data.pop("world_args", None)  # the base's world_args belong to the base's world (--set world=text)
     for a in overrides or []:
         apply_override(data, a)
-    if data.get("world") != base_world and not any(a.split("=", 1)[0].strip().startswith("world_args") for a in overrides or []):
-        data.pop("world_args", None)  # the base's world_args belong to the base's world (--set world=text)
     return validate(data, where)
 
 

@@ -103,5 +103,7 @@ class FinetuneConfig:
         return cls(**d)
 
     def digest(self) -> str:
-        """A short hash of every field, for recognising a run already recorded."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of every setting, for recognising a run already recorded (``lr`` as resolved)."""
+        d = self.to_dict()
+        d.pop("lr")  # lr=None and an explicit lr equal to the method's default are the same run
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -2,7 +2,8 @@
 
 Runs go to ``OUT/runs/<method>/n<k>/seed<s>/`` (``nall`` for every label); a run already recorded
 with the same settings is skipped, so a killed sweep resumes. ``OUT/measurements.parquet`` is the
-concatenation of the runs' rows.
+concatenation of the rows of every run in OUT (so sweeps of different methods, e.g. with different
+learning rates, can share one OUT) and ``OUT/summary.csv`` summarises them.
 """
 from __future__ import annotations
 
@@ -71,11 +72,10 @@ def finetune_sweep(
     if out is not None:
         from emergelab.measurements import combine_parts
 
-        combine_parts(out / "runs", out / ROWS)
-        summary = summarize(rows)
         from emergelab.io import atomic_write_text
 
-        atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
+        everything = combine_parts(out / "runs", out / ROWS)  # this sweep's runs and any recorded earlier in OUT
+        atomic_write_text(out / "summary.csv", summarize(everything).to_csv(index=False))
     return rows
 
 

@@ -25,21 +25,34 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, target):
         n, vocab = h.shape[0], weight.shape[0]
-        rows = chunk_rows(vocab)
+        rows = min(n, chunk_rows(vocab))
+        autocast = torch.is_autocast_enabled(h.device.type)
         loss = torch.zeros((), dtype=torch.float32, device=h.device)
         grad_h = torch.empty_like(h)
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         grad_b = torch.zeros(vocab, dtype=torch.float32, device=weight.device) if bias is not None else None
+        buf = None if autocast else torch.empty(rows, vocab, dtype=h.dtype, device=h.device)  # reused: no page faults
         for s in range(0, n, rows):
             hc, tc = h[s:s + rows], target[s:s + rows]
-            logits = (hc @ weight.t() if bias is None else torch.addmm(bias, hc, weight.t())).float()  # [c, V]
-            lse = torch.logsumexp(logits, dim=-1)
-            loss += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
-            g = logits.sub_(lse[:, None]).exp_()  # softmax, in place
-            g[torch.arange(len(tc), device=g.device), tc] -= 1.0  # d loss / d logits
-            g = g.to(h.dtype)  # under autocast the matmuls below cast for themselves
-            grad_h[s:s + rows] = g @ weight
-            grad_w += g.t() @ hc
+            c = hc.shape[0]
+            if autocast:  # let autocast pick the matmul precision
+                logits = (hc @ weight.t() if bias is None else torch.addmm(bias, hc, weight.t())).float()
+            else:
+                logits = torch.mm(hc, weight.t(), out=buf[:c]) if bias is None else torch.addmm(
+                    bias, hc, weight.t(), out=buf[:c])
+            picked = logits.gather(1, tc[:, None]).squeeze(1).float()
+            top = logits.amax(dim=-1, keepdim=True)
+            g = logits.sub_(top).exp_()  # exp(logit − max), in place
+            total = g.sum(dim=-1, keepdim=True)
+            loss += (total.log().squeeze(1).float() + top.squeeze(1).float() - picked).sum()
+            g.div_(total)  # softmax
+            g[torch.arange(c, device=g.device), tc] -= 1.0  # d loss / d logits
+            if autocast:
+                grad_h[s:s + rows] = g @ weight
+                grad_w += g.t() @ hc
+            else:
+                torch.mm(g, weight, out=grad_h[s:s + rows])
+                grad_w.addmm_(g.t(), hc)
             if grad_b is not None:
                 grad_b += g.sum(0)
         ctx.save_for_backward(grad_h, grad_w, grad_b if grad_b is not None else torch.empty(0))
