@@ -13,7 +13,7 @@ count what the loss needs: 6 × (12·L·d² + head) + 12·L·T·d, the head bein
 emergelab with bf16 autocast is reported beside (this CPU has no bf16 units).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/train_throughput.py            # full table (~10-20 min)
-    OMP_NUM_THREADS=1 .venv/bin/python bench/train_throughput.py --sizes 64x2 --objectives clm --steps 6
+    OMP_NUM_THREADS=1 .venv/bin/python bench/train_throughput.py --sizes 64x2 --objectives clm --steps 6 --bf16-steps 0
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def prepare_study(root: Path, objective: str, sizes: list[tuple[int, int]], step
     run_study(load_spec(preset="smoke", overrides=sets), root, ["prepare"])
 
 
-def ours(root: Path, rung: str, bf16: bool = False) -> list[float]:
+def ours(root: Path, rung: str, bf16_steps: int = 0) -> list[float]:
     """emergelab's ``train_rung``; timestamps at the end of every step (its progress callback)."""
     import shutil
 
@@ -76,12 +76,12 @@ def ours(root: Path, rung: str, bf16: bool = False) -> list[float]:
 
     from emergelab.train.loop import train_rung
 
-    if bf16:  # a sibling study that differs only in train.bf16
+    if bf16_steps:  # a sibling study with train.bf16 on (and fewer steps: bf16 is slow without bf16 units)
         twin = root.with_name(root.name + "-bf16")
         if not twin.exists():
             shutil.copytree(root / "data", twin / "data")
             spec = yaml.safe_load((root / "study.yaml").read_text())
-            spec["train"]["bf16"] = True
+            spec["train"].update(bf16=True, steps=bf16_steps, checkpoint_every=bf16_steps)
             (twin / "study.yaml").write_text(yaml.safe_dump(spec))
         root = twin
     shutil.rmtree(root / "runs" / rung, ignore_errors=True)  # a repeat trains from scratch
@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="steps excluded from the timing")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved runs of each trainer; the best counts")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
-    ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 column")
+    ap.add_argument("--bf16-steps", type=int, default=4, help="steps of the bf16 run (0: skip it); the first is warmup")
     args = ap.parse_args()
 
     import torch
@@ -170,7 +170,7 @@ def main() -> None:
                 for _ in range(args.repeats):  # interleaved; the better of the repeats counts
                     a = max(a, rate(ours(root, f"d{d}-L{n_layer}"), args.warmup))
                     b = max(b, rate(hf_trainer(root, d, n_layer, causal, args.threads, args.steps), args.warmup))
-                c = float("nan") if args.no_bf16 else rate(ours(root, f"d{d}-L{n_layer}", bf16=True), args.warmup)
+                c = float("nan") if not args.bf16_steps else rate(ours(root, f"d{d}-L{n_layer}", args.bf16_steps), 1)
                 peak = max(peak, matmul_peak(args.threads, repeats=2))  # the best the machine gave in this run
                 fpt = model_flops_per_token(d, n_layer, causal)
                 print(f"| {'MLM+NSP' if not causal else 'CLM'} | {d} | {n_layer} | {a:,.0f} | {b:,.0f} | {a / b:.2f}× | "

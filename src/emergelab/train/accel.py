@@ -37,7 +37,13 @@ def make_accelerator(trackers: list[str], logs: Path):
     others = [t for t in trackers if t != "tensorboard"]
     # launched processes without a GPU: accelerate uses gloo on the CPU only when asked to (``cpu=True``)
     cpu = launched_processes() > 1 and not torch.cuda.is_available()
-    return Accelerator(cpu=cpu, log_with=others or None, project_dir=str(logs))
+    acc = Accelerator(cpu=cpu, log_with=others or None, project_dir=str(logs))
+    kind = str(acc.distributed_type).split(".")[-1]
+    if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA"):
+        # checkpoints and the exact-resume state are written from whole (unsharded) weights and optimizer state
+        raise UserError(f"emergelab train supports data parallelism (DDP: `accelerate launch --multi_gpu`), not {kind}; "
+                        "see docs/scaling.md")
+    return acc
 
 
 def use_bf16(setting: bool | str, device: torch.device) -> bool:
