@@ -161,8 +161,9 @@ def load_task_model(path: str | Path, *, task: str, label_names: list[str], pad_
             else:
                 model, info = cls.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False,
                                                   output_loading_info=True, **kw)
+                params = dict(model.named_parameters())  # missing buffers (position ids) are rebuilt, not learned
                 new = sorted({k.rsplit(".", 1)[0] for k in info["missing_keys"]
-                              if k.split(".", 1)[0] not in HEAD_NAMES})
+                              if k in params and k.split(".", 1)[0] not in HEAD_NAMES})
         except ValueError as exc:
             if "Unrecognized configuration class" in str(exc):
                 kind = "sequence" if task == "classify" else "token"
