@@ -103,6 +103,8 @@ def combine_parts(parts_dir: str | Path, out_path: str | Path) -> pd.DataFrame:
 METRICS: dict[str, tuple[bool, str]] = {
     "exact_match": (True, "discontinuous"),
     "mc_accuracy": (True, "discontinuous"),
+    "mc_accuracy_norm": (True, "discontinuous"),
+    "target_pll": (True, "continuous"),  # pseudo-log-likelihood of a multi-token target (masked models)
     "token_accuracy": (True, "continuous"),
     "target_logprob": (True, "continuous"),  # sum over target tokens (nats)
     "target_logprob_per_token": (True, "continuous"),

@@ -56,6 +56,7 @@ def finetune_cmd(
     from emergelab.data.labelled import TASKS, load_labelled
     from emergelab.finetune.config import FinetuneConfig
     from emergelab.finetune.sampling import parse_label_counts
+    from emergelab.io import StudyLock
 
     if task not in TASKS:
         raise UserError(f"--task must be classify or tag, got {task!r}")
@@ -82,12 +83,13 @@ def finetune_cmd(
              if eval_data else None)
     _quiet()
     t0 = time.perf_counter()
-    if single:
-        _single(model, train, evald, config=config, n_labels=counts[0], seed=seed_list[0], eval_size=eval_size,
-                out=out, name=name, device=device, export=export)
-    else:
-        _sweep(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list,
-               eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights)
+    with StudyLock(out):  # a second process on the same --out stops at once instead of racing
+        if single:
+            _single(model, train, evald, config=config, n_labels=counts[0], seed=seed_list[0], eval_size=eval_size,
+                    out=out, name=name, device=device, export=export)
+        else:
+            _sweep(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list,
+                   eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights)
     console.print(f"wall time {time.perf_counter() - t0:.1f} s")
 
 

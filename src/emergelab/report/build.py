@@ -76,7 +76,15 @@ def headline(expl: dict) -> str:
         tv = [v for v in verdicts if v["task"] == task]
         hits = [v for v in tv if v.get("verdict") in ("emergent", "metric-induced")]
         if hits:
-            for v in hits[:4]:
+            from emergelab.measurements import METRICS
+
+            metrics = sorted({v["metric"] for v in hits}, key=lambda m: (METRICS.get(m, (1, "continuous"))[1] != "discontinuous", m))
+            axes = sorted({v["axis"] for v in hits})
+            items.append(f"<li><b>{html.escape(task)}</b> is judged {_fmt_verdict(hits[0]['verdict'])} under "
+                         f"{html.escape(', '.join(metrics))} along {html.escape(', '.join(axes))}.</li>")
+            rank = {m: i for i, m in enumerate(metrics)}
+            hits.sort(key=lambda v: (rank[v["metric"]], v["axis"] != "params", -len(str(v.get("rung") or ""))))
+            for v in hits[:3]:
                 where = f"along {v['axis']}" + (f" for {v['rung']}" if v.get("rung") else " across rungs")
                 items.append(f"<li><b>{html.escape(task)}</b> is {_fmt_verdict(v['verdict'])} under "
                              f"<b>{html.escape(v['metric'])}</b> {html.escape(where)}: {html.escape(v.get('evidence', ''))}</li>")
