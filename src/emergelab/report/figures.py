@@ -41,20 +41,27 @@ def _step_axis(ax) -> None:
 
 
 def training_loss(df: pd.DataFrame) -> Figure | None:
-    d = df[(df.source == "train") & (df.metric == "loss")]
-    if d.empty:
+    """Training loss vs tokens per rung: one panel per objective (``pretrain``, ``pretrain/mlm``, …)."""
+    d = df[df.source == "train"]
+    panels = sorted({(t, m) for t, m in zip(d.task, d.metric)}, key=lambda tm: (tm[1] != "loss", tm[0]))
+    if not panels:
         return None
-    fig, (ax,) = new_figure(width=5.5, height=3.4)
-    for i, rung in enumerate(_rung_order(d)):
-        r = d[d.rung == rung].sort_values("tokens")
-        ax.plot(r.tokens.clip(lower=1), r.value, color=PALETTE[i % len(PALETTE)], lw=1.2,
-                label=f"{rung} ({int(r.n_params.iloc[0]):,} params)")
-    ax.set_xscale("log")
-    ax.set_xlabel("tokens seen (log)")
-    ax.set_ylabel("training loss (nats/token)")
-    ax.legend(fontsize=7, frameon=False)
-    return Figure("Training loss per rung", to_data_uri(fig),
-                  "Training loss against tokens seen, one line per rung of the ladder.")
+    fig, axes = new_figure(ncols=len(panels), width=5.0 if len(panels) == 1 else 3.4, height=3.2)
+    for ax, (task, metric) in zip(axes, panels):
+        dm = d[(d.task == task) & (d.metric == metric)]
+        for i, rung in enumerate(_rung_order(dm)):
+            r = dm[dm.rung == rung].sort_values("tokens")
+            ax.plot(r.tokens.clip(lower=1), r.value, color=PALETTE[i % len(PALETTE)], lw=1.2,
+                    label=f"{rung} ({int(r.n_params.iloc[0]):,} params)")
+        ax.set_xscale("log")
+        ax.set_xlabel("tokens seen (log)")
+        objective = task.split("/", 1)[1].upper() if "/" in task else "total"
+        ax.set_ylabel(f"{objective} {metric} " + ("(fraction)" if metric == "accuracy" else "(nats/token)"))
+        ax.set_title(f"{objective} {metric}", fontsize=8)
+    axes[0].legend(fontsize=7, frameon=False)
+    names = ", ".join(f"{t} {m}" for t, m in panels)
+    return Figure("Training loss per rung" + (" and objective" if len(panels) > 1 else ""), to_data_uri(fig),
+                  f"Training curves ({names}) against tokens seen, one line per rung of the ladder.")
 
 
 def capability(df: pd.DataFrame, task: str, metric: str, fits: dict | None = None) -> Figure | None:
