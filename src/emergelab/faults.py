@@ -14,16 +14,21 @@ from pathlib import Path
 
 _counts: dict[str, int] = {}
 
-_STAGE_OF = [("parts/eval", "evaluate"), ("parts/probe", "probe"), ("parts/heads", "probe"),
-             ("parts/train", "train"), ("/runs/", "train"), ("/data/", "prepare"), ("/report/", "report"),
-             ("explanations.json", "explain"), ("measurements.parquet", "explain"), (".parts_digest", "explain"), ("finetune", "finetune")]
+_PARTS = {"eval": "evaluate", "probe": "probe", "heads": "probe", "train": "train"}
+_EXPLAIN_FILES = {"explanations.json", "measurements.parquet", ".parts_digest"}
 
 
 def stage_of(path: str | Path) -> str | None:
-    p = str(path)
-    for needle, stage in _STAGE_OF:
-        if needle in p:
-            return stage
+    """The stage that writes ``path``, read off the innermost study-layout component."""
+    # a directory being written atomically is ".<name>.<random>.tmp": count it as <name>
+    parts = tuple(c[1:].split(".")[0] if c.startswith(".") and c.endswith(".tmp") else c for c in Path(path).parts)
+    if parts and parts[-1] in _EXPLAIN_FILES:
+        return "explain"
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "parts" and i + 1 < len(parts):
+            return _PARTS.get(parts[i + 1])
+        if parts[i] in ("runs", "data", "report"):
+            return {"runs": "train", "data": "prepare", "report": "report"}[parts[i]]
     return None
 
 
