@@ -37,6 +37,13 @@ class Layout:
         name = f"step-{step:06d}.parquet" if step is not None else "all.parquet"
         return self.parts / source / rung / name
 
+    def finetune_part(self, rung: str, step: int | None, method: str, n_labels: int | None, seed: int) -> Path:
+        """One fine-tuning run's rows: ``parts/finetune/<rung>/step-NNNNNN|scratch/<method>/n<k>|nall/seed<s>.parquet``
+        (``scratch``: the rung's architecture from random weights), named as ``finetune.sweep`` names run folders."""
+        base = "scratch" if step is None else f"step-{step:06d}"
+        k = "nall" if n_labels is None else f"n{n_labels}"
+        return self.parts / "finetune" / rung / base / method / k / f"seed{seed}.parquet"
+
     @property
     def measurements(self) -> Path:
         return self.root / "measurements.parquet"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from emergelab.errors import UserError
 from emergelab.explain.options import ExplainOptions
+from emergelab.finetune.options import FinetuneOptions, check_against_study
 
 Objective = Literal["clm", "mlm", "nsp"]
 InitScheme = Literal["normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
@@ -164,6 +165,7 @@ class StudySpec(_Strict):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
     explain: ExplainOptions = Field(default_factory=ExplainOptions)
+    finetune: FinetuneOptions | None = Field(None, description="the finetune stage; absent: not run")
 
     @field_validator("objectives")
     @classmethod
@@ -229,6 +231,12 @@ class StudySpec(_Strict):
         except ValidationError as exc:
             raise ValueError("world_args." + _first_error(exc)) from None
         self.__dict__["world_args"] = params.model_dump()
+        if self.finetune is not None and self.finetune.enabled:
+            try:
+                check_against_study(self.finetune, world=self.world, world_args=self.world_args, seed=self.seed,
+                                    ladder=self.ladder, checkpoint_steps=self.checkpoint_steps())
+            except ValueError as exc:
+                raise ValueError(f"finetune.{exc}") from None
         return self
 
     @property
@@ -254,8 +262,17 @@ def checkpoint_steps(steps: int, every: int, log_spaced: bool = True) -> list[in
     return sorted(out)
 
 
+def _plain(spec: StudySpec) -> dict:
+    """The spec as JSON data; an absent finetune section is left out, so specs written before the
+    section existed keep their hash (and their study directories stay valid)."""
+    data = spec.model_dump(mode="json")
+    if data.get("finetune") is None:
+        data.pop("finetune", None)
+    return data
+
+
 def spec_hash(spec: StudySpec) -> str:
-    blob = json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()
+    blob = json.dumps(_plain(spec), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -265,6 +282,8 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "<spec>"
     msg = err["msg"].removeprefix("Value error, ")
+    if not err["loc"] and err["type"] == "value_error":  # a whole-spec check names its own keys
+        return msg
     if err["type"] == "extra_forbidden":
         return f"{loc}: unknown key"
     if err["type"] == "literal_error":
@@ -395,5 +414,5 @@ def _deep_merge(base: dict, top: dict) -> dict:
 
 
 def dump_yaml(spec: StudySpec) -> str:
-    body = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    body = yaml.safe_dump(_plain(spec), sort_keys=False)
     return f"# resolved study spec; spec_hash: {spec.hash()}\n{body}"

@@ -18,7 +18,7 @@ from emergelab.io import StudyLock, atomic_write_json, atomic_write_text, clean_
 from emergelab.layout import Layout
 from emergelab.spec import StudySpec, dump_yaml, validate
 
-STAGES = ("prepare", "train", "evaluate", "probe", "explain", "report")
+STAGES = ("prepare", "train", "evaluate", "probe", "finetune", "explain", "report")
 
 
 def load_resolved_spec(lay: Layout) -> StudySpec:
@@ -133,6 +133,8 @@ class Runner:
         if unknown:
             raise UserError(f"unknown stage {unknown[0]!r}; allowed: {', '.join(STAGES)}")
         clean_stale_temps(self.lay.root)
+        if "finetune" in stages:
+            self._finetune_preflight()
         try:
             for stage in STAGES:
                 if stage in stages:
@@ -207,6 +209,26 @@ class Runner:
         from emergelab.probe.stage import probe_rung
 
         return self._rung_stage(probe_rung, "probe", len(self.spec.checkpoint_steps()))
+
+    def _finetune_preflight(self) -> None:
+        """A bad fine-tuning task (one class, too few examples) fails before training, not after it."""
+        from emergelab.finetune import stage as ft
+
+        if ft.missing(self.spec, self.lay):
+            ft.preflight(self.spec)
+
+    def _finetune(self) -> int:
+        from emergelab.finetune import stage as ft
+
+        todo = ft.missing(self.spec, self.lay)
+        if not todo:
+            return 0
+        from emergelab.progress import RungProgress
+
+        rungs = [r for r in ft.rungs(self.spec) if any(u.rung == r for u in todo)]
+        with RungProgress(self.console, "finetune", rungs, len(ft.units(self.spec, rungs[0]))) as prog:
+            res = self.workers.map_rungs(ft.finetune_rung, self.lay.root, rungs, "finetune", prog.update)
+        return sum(res)
 
     def _combine(self) -> bool:
         digest = _parts_digest(self.lay)

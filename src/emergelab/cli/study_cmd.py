@@ -18,7 +18,7 @@ def study(
     set_: list[str] = typer.Option([], "--set", "-s", help="Override: dotted.key=yaml-value (repeatable)."),
     stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of stages to run."),
 ) -> None:
-    """Run a study end to end: prepare → train → evaluate → probe → explain → report.
+    """Run a study end to end: prepare → train → evaluate → probe → finetune → explain → report.
 
     Re-running computes only what is missing; a killed run resumes where it stopped.
     """

@@ -144,7 +144,9 @@ def build_report(study_dir: str | Path) -> Path:
     heads = _img(F.head_scores(df))
     if heads:
         sections.append(("Attention heads", heads))
-    ft = _img(F.finetune_curves(df))
+    from emergelab.report.finetune import section as finetune_section
+
+    ft = finetune_section(df, lambda title, uri, alt: _img(F.Figure(title, uri, alt)))
     if ft:
         sections.append(("Fine-tuning", ft))
     from emergelab import faults

@@ -184,22 +184,6 @@ def head_scores(df: pd.DataFrame) -> Figure | None:
                   ") against training step, one line per rung.")
 
 
-def finetune_curves(df: pd.DataFrame) -> Figure | None:
-    d = df[(df.source == "finetune") & (df.metric == "macro_f1")]
-    if d.empty:
-        return None
-    fig, (ax,) = new_figure(width=5.0, height=3.2)
-    for i, (task, g) in enumerate(d.groupby("task")):
-        s = g.groupby("k_shot").value.agg(["mean", "std"]).reset_index()
-        ax.errorbar(s.k_shot, s["mean"], yerr=s["std"].fillna(0), label=task, ms=4, lw=1.2, **_style(i))
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled training examples (log)")
-    ax.set_ylabel("macro-F1 (mean ± sd over seeds)")
-    ax.legend(fontsize=6, frameon=False)
-    return Figure("Fine-tuning sample efficiency", to_data_uri(fig),
-                  "Macro-F1 against the number of labelled training examples for each fine-tuning run.")
-
-
 def paired_metrics(df: pd.DataFrame, task: str) -> list[str]:
     """The task's metrics ordered discontinuous first (as measured)."""
     have = [m for m in df[(df.source == "eval") & (df.task == task)].metric.unique() if not m.startswith("chance/")

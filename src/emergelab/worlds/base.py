@@ -100,6 +100,32 @@ class World(ABC):
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         """Latent variables with ground-truth labels."""
 
+    def labelled_tasks(self) -> dict[str, str]:
+        """Fine-tuning tasks this world labels, name -> ``classify`` | ``tag``; the first is the default.
+
+        A task is a latent of the same name, rendered as symbol text: a sequence-level latent is
+        classification of the sequence, a token-level latent defined at every position is tagging of
+        each symbol. Latents undefined at some positions (−1) are not offered. Default: none.
+        """
+        return {}
+
+    def labelled(self, name: str, n_examples: int, seq_len: int):
+        """``n_examples`` labelled examples of task ``name`` as ``LabelledData`` (symbols as words)."""
+        from emergelab.data.labelled import LabelledData
+        from emergelab.errors import UserError
+
+        tasks = self.labelled_tasks()
+        if name not in tasks:
+            raise UserError(f"world {self.name!r} has no labelled task {name!r}; allowed: {', '.join(tasks) or 'none'}")
+        latent = next(z for z in self.latents(n_examples, seq_len) if z.name == name)
+        words = [[self.symbols[int(i)] for i in row] for row in latent.input_ids]
+        source = f"{self.name}/{name}"
+        if tasks[name] == "classify":
+            return LabelledData.from_texts([" ".join(w) for w in words],
+                                           [latent.label_names[int(y)] for y in latent.labels], source=source)
+        tags = [[latent.label_names[int(y)] for y in row] for row in latent.labels]
+        return LabelledData.from_tagged(words, tags, source=source)
+
     def rng(self, purpose: str) -> np.random.Generator:
         return rng_for(self.seed, f"{self.name}/{purpose}")
 

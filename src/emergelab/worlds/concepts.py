@@ -207,6 +207,9 @@ class ConceptsWorld(World):
                                              f"the Bayes-optimal last token of a test example", examples, chance))
         return out
 
+    def labelled_tasks(self) -> dict[str, str]:
+        return {"concept": "classify", "slot": "tag", "value": "tag", "hidden_state": "tag"}
+
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         p = self.params
         ids, states, which = self.sample_documents("latent", n_sequences, seq_len)

@@ -72,6 +72,9 @@ class InductionWorld(World):
         chance = {"exact_match": (1 / p.vocab) ** p.answer_length, "token_accuracy": 1 / p.vocab}
         return [TaskSet("induction", "continue a repeated random block", examples, chance)]
 
+    def labelled_tasks(self) -> dict[str, str]:
+        return {"in_repeat": "tag"}
+
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         seqs, periods = self._sequences(self.rng("latent"), n_sequences, seq_len)
         labels = (np.arange(seq_len)[None, :] >= periods[:, None]).astype(np.int64)
