@@ -26,6 +26,9 @@ CASES = [
     ("spec-duplicate-rungs", ["study", "{A}/spec_dup.yaml", "--out", "{T}/s"], "rung names must be unique"),
     ("spec-set-syntax", ["study", "--preset", "smoke", "--set", "trainsteps", "--out", "{T}/s"], "key.path=value"),
     ("spec-bad-world-arg", ["study", "--preset", "smoke", "--set", "world_args.vocab=1", "--out", "{T}/s"], "world_args.vocab"),
+    ("spec-finetune-unknown-method", ["study", "--preset", "smoke", "--set", "finetune.methods=[prefix]", "--out", "{T}/s"], "finetune.methods"),
+    ("spec-finetune-too-many-labels", ["study", "--preset", "smoke", "--set", "finetune.labels=[16,5000]", "--out", "{T}/s"], "5000 is more than"),
+    ("spec-finetune-one-class-data", ["study", "--preset", "smoke", "--set", "finetune.task=", "--set", "finetune.data={A}/one_class.csv", "--out", "{T}/s"], "one class"),
     # corpora
     ("corpus-empty", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/empty.txt", "--out", "{T}/s"], "no text"),
     ("corpus-binary", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/binary.bin", "--out", "{T}/s"], "binary"),

@@ -87,8 +87,8 @@ def splits_for(spec):
     from emergelab.finetune.run import data_name_of, prepare_splits
     from emergelab.finetune.sampling import check_label_counts
 
-    data = study_data(spec)
     try:
+        data = study_data(spec)
         splits = prepare_splits(data, eval_size=spec.finetune.eval_size)
         check_label_counts(spec.finetune.label_counts(), splits.pool, held_out=splits.held_out)
     except UserError as exc:  # the CLI's wording (--labels, --eval-size) names the spec's keys here
