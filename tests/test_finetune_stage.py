@@ -117,7 +117,7 @@ def test_bad_finetune_sections_name_the_key(change, fragment):
 
 def test_a_world_without_labelled_tasks_asks_for_a_file():
     data = _smoke(task=None)
-    data.update(world="modular")
+    data.update(world="parity")
     data.pop("world_args")
     with pytest.raises(UserError, match="labels no fine-tuning task; give finetune.data"):
         validate(data)
@@ -147,5 +147,9 @@ def test_world_labelled_faces():
     tags = make_world("induction", {"vocab": 16, "min_period": 4, "max_period": 8}).labelled("in_repeat", 10, 24)
     assert tags.task == "tag" and tags.label_names == ["first", "repeat"]
     assert [len(t) for t in tags.tokens] == [24] * 10 and tags.tokens[0][0].startswith("s")
+    mod = make_world("modular", {"p": 11, "train_fraction": 0.5, "fourier_k": [1]})
+    d = mod.labelled("sum_cos_k1", 1000, 60)  # capped at the held-out pairs, never the trained ones
+    trained = {" ".join(map(str, (a, "+", b, "="))) for a, b in mod.split[0]}
+    assert len(d) == len(mod.split[1]) and not trained & set(d.texts) and d.n_labels == 4
     with pytest.raises(UserError, match="no labelled task 'slot'"):
         make_world("induction").labelled("slot", 4, 8)
