@@ -142,6 +142,9 @@ class EvalSpec(_Strict):
 
 class ProbeSpec(_Strict):
     latents: list[str] | None = Field(None, description="latent names; default: the world's latents")
+    pool: Literal["last", "mean", "first"] = Field(
+        "last", description="how a sequence-level latent reads a sequence: the last position (what a causal model "
+                            "has read everything at), the mean over positions (a bag of tokens even at init), or the first")
     n_sequences: int = Field(96, ge=4)
     max_tokens: int = Field(3000, ge=10)
     heads: bool = True

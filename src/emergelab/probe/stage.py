@@ -24,6 +24,42 @@ def _token_subset(labels: np.ndarray, max_tokens: int, seed: int) -> tuple[np.nd
     return seq, pos
 
 
+def latent_features(hidden: np.ndarray, input_ids: np.ndarray, labels: np.ndarray, level: str, *, pool: str,
+                    max_tokens: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What one latent's probes see: (X [L+1, N, d] float32, y [N], groups [N], token types [N]).
+
+    Token-level latents read the labelled positions (at most ``max_tokens``, the same subset at every
+    checkpoint); the control task's types are the token ids there (Hewitt & Liang). Sequence-level
+    latents read one vector per sequence, pooled as ``pool`` says, and every sequence is its own type:
+    the control task is a random label per sequence, which no probe can carry to held-out sequences, so
+    control accuracy is the chance a memorising probe reaches and selectivity is accuracy above it.
+    (Typing by the pooled token instead would make the control a 50-way token-identity lookup that the
+    embedding layer solves perfectly, and every layer's selectivity for the concept strongly negative.)
+    What the pooled token alone reveals of the latent is read off layer 0, the embedding.
+    """
+    from emergelab.probe.activations import pool as pool_tokens
+
+    if level == "token":
+        seq, pos = _token_subset(labels, max_tokens, seed)
+        return (hidden[:, seq, pos].astype(np.float32), labels[seq, pos], seq, input_ids[seq, pos])
+    seq = np.arange(len(labels))
+    X = pool_tokens(hidden, None, pool).astype(np.float32)  # [L+1, N, d]
+    return X, labels, seq, seq
+
+
+def _requested(spec, latents: dict) -> list[str]:
+    """The latents to probe, in manifest order; a requested name the world lacks is a user error."""
+    if spec.probe.latents is None:
+        return list(latents)
+    missing = [n for n in spec.probe.latents if n not in latents]
+    if missing:
+        from emergelab.errors import UserError
+
+        raise UserError(f"probe.latents names {missing}, which this world does not have; choose from "
+                        f"{', '.join(latents)}")
+    return [n for n in latents if n in spec.probe.latents]
+
+
 def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> list[dict]:
     from emergelab.probe.activations import extract_hidden
     from emergelab.probe.heads import head_score_rows
@@ -35,22 +71,17 @@ def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> lis
     base = {"study": spec.name, "rung": rung, "n_params": man["n_params"], "step": step,
             "tokens": man["tokens_seen"], "flops": man["flops"], "seed": spec.seed}
     rows = []
-    for latent, info in data_manifest["latents"].items():
-        if spec.probe.latents is not None and latent not in spec.probe.latents:
-            continue
+    forward: dict[bytes, np.ndarray] = {}  # latents drawn on the same sequences share one forward pass
+    for latent in _requested(spec, data_manifest["latents"]):
+        info = data_manifest["latents"][latent]
         z = load_latent(lay.data, latent)
-        ids = torch.from_numpy(z["input_ids"].astype(np.int64))
-        hidden = extract_hidden(model, ids)  # [L+1, N, T, d]
-        if info.get("level", "token") == "token":
-            seq, pos = _token_subset(z["labels"], spec.probe.max_tokens, spec.seed)
-            y, types = z["labels"][seq, pos], z["input_ids"][seq, pos]
-            feats = [hidden[layer][seq, pos].astype(np.float32) for layer in range(hidden.shape[0])]
-        else:
-            seq = np.arange(len(z["labels"]))
-            y, types = z["labels"], seq
-            feats = [hidden[layer].mean(axis=1).astype(np.float32) for layer in range(hidden.shape[0])]
-        for layer, X in enumerate(feats):
-            res = probe_layer(X, y, groups=seq, token_types=types, seed=spec.seed)
+        key = z["input_ids"].tobytes()
+        if key not in forward:
+            forward[key] = extract_hidden(model, torch.from_numpy(z["input_ids"].astype(np.int64)))  # [L+1, N, T, d]
+        X, y, groups, types = latent_features(forward[key], z["input_ids"], z["labels"], info.get("level", "token"),
+                                              pool=spec.probe.pool, max_tokens=spec.probe.max_tokens, seed=spec.seed)
+        for layer in range(X.shape[0]):
+            res = probe_layer(X[layer], y, groups=groups, token_types=types, seed=spec.seed)
             for metric in PROBE_METRICS:
                 rows.append({**base, "source": "probe", "task": latent, "layer": layer, "metric": metric,
                              "value": float(res[metric]), "n": int(res["n_test"])})

@@ -7,13 +7,14 @@ from emergelab.worlds.arithmetic import ArithmeticWorld
 from emergelab.worlds.base import SPECIAL_TOKENS, LatentSet, TaskExample, TaskSet, World
 from emergelab.worlds.concepts import ConceptsWorld
 from emergelab.worlds.induction import InductionWorld
+from emergelab.worlds.mixture import MixtureWorld
 from emergelab.worlds.modular import ModularWorld
 from emergelab.worlds.parity import ParityWorld
 from emergelab.worlds.text import TextWorld
 
 #: name -> World class
-WORLDS: dict[str, type[World]] = {w.name: w for w in [ConceptsWorld, ArithmeticWorld, InductionWorld, ModularWorld,
-                                                       ParityWorld, TextWorld]}
+WORLDS: dict[str, type[World]] = {w.name: w for w in [ConceptsWorld, ArithmeticWorld, InductionWorld, MixtureWorld,
+                                                       ModularWorld, ParityWorld, TextWorld]}
 
 
 def make_world(name: str, params: dict | None = None, seed: int = 0, **options) -> World:
