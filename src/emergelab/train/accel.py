@@ -7,6 +7,7 @@ on the number of processes (see docs/scaling.md).
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
@@ -26,6 +27,30 @@ def check_trackers(names: list[str]) -> None:
                             f"`pip install {TRACKER_PACKAGES[name]}` or remove it from train.trackers")
 
 
+#: accelerate's launcher flags (``--use_fsdp``, ``--use_deepspeed``, ``--use_megatron_lm`` or a config file's
+#: ``distributed_type``) -> the kind of training they ask for
+LAUNCHER_FLAGS = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DEEPSPEED",
+                  "ACCELERATE_USE_MEGATRON_LM": "MEGATRON_LM"}
+#: kinds that shard the weights or optimizer state (or run on XLA): not supported
+UNSUPPORTED = ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA")
+
+
+def requested_kind() -> str | None:
+    """The sharded kind of training the launcher asked for, if any.
+
+    Read from the launcher's flags, not only from the Accelerator: on CPU processes accelerate ignores
+    ``--use_fsdp`` and ``--use_deepspeed`` and silently wraps the model in DDP instead (its FSDP and
+    DeepSpeed set-up only runs on accelerator devices), so the flags are the only trace of the request.
+    """
+    return next((kind for var, kind in LAUNCHER_FLAGS.items() if os.environ.get(var, "false").lower() == "true"), None)
+
+
+def refuse(kind: str) -> None:
+    # checkpoints and the exact-resume state are written from whole (unsharded) weights and optimizer state
+    raise UserError(f"emergelab train supports data parallelism (DDP: `accelerate launch --multi_gpu`), not {kind}; "
+                    "see docs/scaling.md")
+
+
 def make_accelerator(trackers: list[str], logs: Path):
     """An Accelerator on the launched device(s); trackers other than TensorBoard (which the loop writes
     itself, so that a resumed run can purge the steps it redoes) go through accelerate."""
@@ -34,15 +59,15 @@ def make_accelerator(trackers: list[str], logs: Path):
     from emergelab.train.launch import launched_processes
 
     check_trackers(trackers)
+    if requested := requested_kind():
+        refuse(requested)
     others = [t for t in trackers if t != "tensorboard"]
     # launched processes without a GPU: accelerate uses gloo on the CPU only when asked to (``cpu=True``)
     cpu = launched_processes() > 1 and not torch.cuda.is_available()
     acc = Accelerator(cpu=cpu, log_with=others or None, project_dir=str(logs))
     kind = str(acc.distributed_type).split(".")[-1]
-    if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA"):
-        # checkpoints and the exact-resume state are written from whole (unsharded) weights and optimizer state
-        raise UserError(f"emergelab train supports data parallelism (DDP: `accelerate launch --multi_gpu`), not {kind}; "
-                        "see docs/scaling.md")
+    if kind in UNSUPPORTED:
+        refuse(kind)
     return acc
 
 
