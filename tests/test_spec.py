@@ -82,3 +82,20 @@ def test_cli_malformed_yaml(tmp_path):
 def test_cli_missing_spec_file(tmp_path):
     res = run_cli("study", str(tmp_path / "nope.yaml"))
     assert res.returncode == 2 and "does not exist" in res.stderr
+
+
+def test_replacing_the_ladder_drops_the_presets_finetune_rung_choice():
+    # smoke's finetune stage names two of its rungs; a --set ladder=… without them falls back to every rung
+    spec = load_spec(preset="smoke", overrides=["ladder=[{name: r, n_layer: 1, d_model: 8, n_head: 2}]"])
+    assert spec.finetune.rungs is None
+    assert load_spec(preset="smoke").finetune.rungs == ["L2-d16", "L2-d64"]
+    with pytest.raises(UserError, match="finetune.rungs"):  # set explicitly, a wrong name is still an error
+        load_spec(preset="smoke", overrides=["ladder=[{name: r, n_layer: 1, d_model: 8, n_head: 2}]",
+                                             "finetune.rungs=[L2-d16]"])
+
+
+def test_changing_the_world_drops_the_presets_world_bound_finetune_task():
+    spec = load_spec(preset="smoke", overrides=["world=modular"])
+    assert spec.finetune.task is None  # the modular world's first labelled task is used
+    with pytest.raises(UserError, match="no labelled task 'in_repeat'"):
+        load_spec(preset="smoke", overrides=["world=modular", "finetune.task=in_repeat"])

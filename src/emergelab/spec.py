@@ -393,7 +393,7 @@ def load_spec(path: str | Path | None = None, preset: str | None = None, overrid
         if base:
             base_data = preset_dict(base)
             if data.get("world", base_data.get("world")) != base_data.get("world"):
-                base_data.pop("world_args", None)  # the base's world_args belong to the base's world
+                _drop_world_bound(base_data)
             data = _deep_merge(base_data, data)
     else:
         data = preset_dict(preset or "default")
@@ -403,10 +403,36 @@ def load_spec(path: str | Path | None = None, preset: str | None = None, overrid
     if world_sets:
         apply_override(data, world_sets[-1])
         if data.get("world") != base_world:
-            data.pop("world_args", None)  # the base's world_args belong to the base's world (--set world=text)
+            _drop_world_bound(data)  # --set world=text
+    base_rungs = _rung_names(data)
     for a in overrides or []:
         apply_override(data, a)
+    _drop_stale_rung_choice(data, base_rungs, overrides or [])
     return validate(data, where)
+
+
+def _drop_world_bound(data: dict) -> None:
+    """A base's ``world_args`` and ``finetune.task`` belong to the base's world; another world uses its own defaults."""
+    data.pop("world_args", None)
+    if isinstance(data.get("finetune"), dict):
+        data["finetune"].pop("task", None)
+
+
+def _rung_names(data: dict) -> list | None:
+    ladder = data.get("ladder")
+    return [r.get("name") for r in ladder if isinstance(r, dict)] if isinstance(ladder, list) else None
+
+
+def _drop_stale_rung_choice(data: dict, base_rungs: list | None, overrides: list[str]) -> None:
+    """``--set ladder=…`` replaces the rungs a preset's ``finetune.rungs`` named: the choice falls back to every
+    rung (as a changed world drops the base's ``world_args``), unless ``finetune.rungs`` is set too."""
+    finetune = data.get("finetune")
+    if not isinstance(finetune, dict) or "rungs" not in finetune:
+        return
+    if any(a.split("=", 1)[0].strip() == "finetune.rungs" for a in overrides):
+        return
+    if _rung_names(data) != base_rungs:
+        finetune.pop("rungs")
 
 
 def _deep_merge(base: dict, top: dict) -> dict:
