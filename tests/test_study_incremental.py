@@ -66,6 +66,22 @@ def test_deleted_checkpoint_redoes_only_what_depends_on_it(smoke_copy):
     pd.testing.assert_frame_equal(_table(smoke_copy), ref_table)
 
 
+def test_deleted_checkpoint_redoes_the_finetuning_runs_from_it(smoke_copy):
+    ref_table = _table(smoke_copy)
+    last = sorted(smoke_copy.glob("runs/L2-d16/checkpoints/step-*"))[-1]
+    tuned = sorted((smoke_copy / "parts" / "finetune" / "L2-d16" / last.name).rglob("*.parquet"))
+    scratch = sorted((smoke_copy / "parts" / "finetune" / "L2-d16" / "scratch").rglob("*.parquet"))
+    other = sorted((smoke_copy / "parts" / "finetune" / "L2-d64").rglob("*.parquet"))
+    assert tuned and scratch and other
+    before = {p: p.stat().st_mtime_ns for p in tuned + scratch + other}
+    shutil.rmtree(last)
+    res = run_cli("study", "--preset", "smoke", "--out", str(smoke_copy))
+    assert res.returncode == 0, res.stderr
+    assert all(p.exists() and p.stat().st_mtime_ns != before[p] for p in tuned)  # redone from the new checkpoint
+    assert all(p.stat().st_mtime_ns == before[p] for p in scratch + other)  # independent of it: kept
+    pd.testing.assert_frame_equal(_table(smoke_copy), ref_table)
+
+
 def test_killed_study_rerun_finishes_identically(smoke_study, tmp_path):
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -248,6 +249,9 @@ def _invalidate_dependents(lay: Layout, rung: str, step: int) -> None:
         p = lay.part(source, rung, step)
         if p.exists():
             p.unlink()
+    tuned = lay.parts / "finetune" / rung / f"step-{step:06d}"  # fine-tuning runs from this checkpoint
+    if tuned.exists():
+        shutil.rmtree(tuned)
 
 
 def _tensorboard(log_dir: Path, start: int):
