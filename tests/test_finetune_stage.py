@@ -115,11 +115,18 @@ def test_bad_finetune_sections_name_the_key(change, fragment):
     assert fragment in str(exc.value)
 
 
-def test_a_world_without_labelled_tasks_asks_for_a_file():
+def test_a_world_without_labelled_tasks_skips_the_stage_unless_a_task_is_named():
+    from emergelab.finetune.stage import missing, skipped_because
+    from emergelab.layout import Layout
+
     data = _smoke(task=None)
     data.update(world="parity")
     data.pop("world_args")
-    with pytest.raises(UserError, match="labels no fine-tuning task; give finetune.data"):
+    spec = validate(data)  # a preset's section on a world that labels nothing: valid, and skipped
+    assert missing(spec, Layout(Path("/nonexistent"))) == []
+    assert "world parity labels no task" in skipped_because(spec)
+    data["finetune"]["task"] = "subtask"
+    with pytest.raises(UserError, match="labels no fine-tuning task .*give finetune.data"):
         validate(data)
 
 

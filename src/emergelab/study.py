@@ -222,6 +222,8 @@ class Runner:
 
         todo = ft.missing(self.spec, self.lay)
         if not todo:
+            if (why := ft.skipped_because(self.spec)) and self.console is not None:
+                self.console.print(f"finetune: {why}")
             return 0
         from emergelab.progress import RungProgress
 

@@ -89,6 +89,16 @@ class FinetuneOptions(BaseModel):
         return [None if k == "all" else int(k) for k in self.labels]
 
 
+def world_tasks(world: str, world_args: dict, seed: int) -> dict[str, str]:
+    """The world's labelled tasks; a world without any is not built (text would need its corpus)."""
+    from emergelab.worlds import WORLDS, World
+
+    cls = WORLDS[world]
+    if cls.labelled_tasks is World.labelled_tasks:
+        return {}
+    return cls(world_args, seed).labelled_tasks()
+
+
 def check_against_study(opts: FinetuneOptions, *, world: str, world_args: dict, seed: int, ladder: list,
                         checkpoint_steps: list[int]) -> None:
     """Cross-checks with the rest of the spec; raises ValueError naming the key and the allowed values."""
@@ -105,11 +115,12 @@ def check_against_study(opts: FinetuneOptions, *, world: str, world_args: dict, 
         if opts.task is not None:
             raise ValueError("give either task (a labelled task of the world) or data (a labelled file), not both")
         return
-    from emergelab.worlds import WORLDS
-
-    tasks = WORLDS[world](world_args, seed).labelled_tasks()
+    tasks = world_tasks(world, world_args, seed)
+    if not tasks and opts.task is None:
+        return  # nothing to fine-tune on: the stage is skipped, and says so (a preset switched to world text)
     if not tasks:
-        raise ValueError(f"world {world!r} labels no fine-tuning task; give finetune.data=FILE (a CSV with text and label columns)")
+        raise ValueError(f"task: world {world!r} labels no fine-tuning task (asked for {opts.task!r}); "
+                         "give finetune.data=FILE (a CSV with text and label columns)")
     if opts.task is not None and opts.task not in tasks:
         raise ValueError(f"task: world {world!r} has no labelled task {opts.task!r}; allowed: {', '.join(tasks)}")
     from emergelab.finetune.sampling import default_eval_size

@@ -32,7 +32,18 @@ class Unit:
 
 
 def enabled(spec) -> bool:
-    return spec.finetune is not None and spec.finetune.enabled
+    """On, with something to fine-tune on (a file, or a task the world labels)."""
+    return spec.finetune is not None and spec.finetune.enabled and skipped_because(spec) is None
+
+
+def skipped_because(spec) -> str | None:
+    """Why an enabled section runs nothing: the world labels no task and no file was given."""
+    from emergelab.finetune.options import world_tasks
+
+    opts = spec.finetune
+    if opts is None or not opts.enabled or opts.data is not None or world_tasks(spec.world, spec.world_args, spec.seed):
+        return None
+    return f"world {spec.world} labels no task and finetune.data is not given; the finetune stage is skipped"
 
 
 def rungs(spec) -> list[str]:
