@@ -1,12 +1,15 @@
-"""Probe-stage throughput on a synthetic copy of the default study: is probing every checkpoint cheap enough?
+"""Probe-stage throughput for the default study: is probing every layer of every checkpoint cheap enough?
 
-The default study probes 5 rungs x ~17 checkpoints x (n_layers + 1) layers for the ``in_repeat`` latent
-on repeated random sequences, and scores every attention head. This script does the same on random-init
-tiny GPT-2 models (weights do not change the cost), timing activation extraction, probes (real + control
-task) and head scores separately, and compares ``LinearProbe`` with scikit-learn's ``LogisticRegressionCV``
-(same grid, 3 group folds) on a sample of layers. Target: the whole probe stage in <= 60 s on 2 cores.
+Mirrors the default preset (``presets/default.yaml``): its ladder, its checkpoint steps, its probed
+latents drawn from its world (the mixture's ``concept``, read at the last position as ``probe.pool``
+says), ``probe.n_sequences``/``max_tokens``, and the head scores — on random-init models of each rung,
+since weights do not change the cost. It times activation extraction, probes (real + control task)
+and head scores per rung, then projects the stage's wall time on the study's ``train.workers`` worker
+processes (whole rungs per worker, largest first, as the study schedules them). It also compares
+``LinearProbe`` with scikit-learn's ``LogisticRegressionCV`` (same grid, 3 group folds) on a sample of
+layers. Target: the whole probe stage in <= 60 s on 2 cores.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/probe_throughput.py
+    OMP_NUM_THREADS=1 .venv/bin/python bench/probe_throughput.py [--preset default] [--set probe.pool=mean]
 """
 from __future__ import annotations
 
@@ -15,101 +18,104 @@ import os
 import time
 
 
-def _sequences(rng, n_seq: int, seq_len: int, vocab: int, min_period: int = 8, max_period: int = 32):
-    """Induction-world sequences: a random block of 8-32 symbols repeated; label = position past the first block."""
-    import numpy as np
-
-    periods = rng.integers(min_period, max_period + 1, size=n_seq)
-    blocks = rng.integers(0, vocab, size=(n_seq, max_period))
-    pos = np.arange(seq_len)[None, :] % periods[:, None]
-    seqs = np.take_along_axis(blocks, pos, axis=1)
-    labels = (np.arange(seq_len)[None, :] >= periods[:, None]).astype(np.int64)
-    return seqs.astype(np.int64), labels
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoints", type=int, default=17, help="checkpoints per rung")
-    ap.add_argument("--n-seq", type=int, default=128, help="probe sequences per checkpoint")
-    ap.add_argument("--seq-len", type=int, default=64)
-    ap.add_argument("--max-tokens", type=int, default=3000, help="labelled tokens probed per layer (as the stage)")
-    ap.add_argument("--vocab", type=int, default=64)
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--set", action="append", default=[], help="spec override, as `emergelab study --set`")
     ap.add_argument("--reference-layers", type=int, default=12, help="layers also probed with LogisticRegressionCV")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     args = ap.parse_args()
 
+    t_import = time.perf_counter()
     import numpy as np
     import torch
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import GroupKFold
     from sklearn.preprocessing import StandardScaler
-    from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
+    from emergelab.models.build import build_model
     from emergelab.probe import LinearProbe, extract_hidden, head_score_rows, probe_layer, split_by_sequence
+    from emergelab.probe.stage import latent_features
+    from emergelab.spec import load_spec
+    from emergelab.worlds import world_for_spec
+    from emergelab.worlds.base import SPECIAL_TOKENS
 
+    t_import = time.perf_counter() - t_import
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
-    rungs = [(1, 64, 4), (2, 16, 2), (2, 32, 4), (2, 64, 4), (2, 128, 4)]  # (n_layer, d_model, n_head), as default.yaml
-    rng = np.random.default_rng(0)
-    seqs, labels = _sequences(rng, args.n_seq, args.seq_len, args.vocab)
-    seq_idx, pos = np.nonzero(labels >= 0)
-    keep = np.sort(rng.choice(len(seq_idx), size=min(args.max_tokens, len(seq_idx)), replace=False))
-    seq_idx, pos = seq_idx[keep], pos[keep]
-    y, types = labels[seq_idx, pos], seqs[seq_idx, pos]
-    ids = torch.from_numpy(seqs)
+    spec = load_spec(preset=args.preset, overrides=args.set)
+    world = world_for_spec(spec, echo=lambda line: None)
+    vocab = len(SPECIAL_TOKENS) + len(world.symbols)
+    latents = [ls for ls in world.latents(spec.probe.n_sequences, spec.train.seq_len)
+               if spec.probe.latents is None or ls.name in spec.probe.latents]
+    steps = spec.checkpoint_steps()
+    print(f"preset {args.preset}: world {spec.world}, {len(spec.ladder)} rungs x {len(steps)} checkpoints, latents "
+          f"{[f'{ls.name} ({ls.level})' for ls in latents]}, pool {spec.probe.pool}, {spec.probe.n_sequences} sequences, "
+          f"heads {spec.probe.heads}, threads {args.threads}")
 
     cpu0 = time.process_time()
-    t_extract = t_probe = t_heads = 0.0
-    n_probes = 0
-    samples = []  # (X, rung) for the reference comparison
-    accs = []
-    for n_layer, d_model, n_head in rungs:
-        for c in range(args.checkpoints):
-            torch.manual_seed(1000 * d_model + c)
-            config = GPT2Config(n_layer=n_layer, n_embd=d_model, n_head=n_head, vocab_size=args.vocab + 1,
-                                n_positions=args.seq_len, bos_token_id=args.vocab, eos_token_id=args.vocab)
-            model = GPT2LMHeadModel(config).eval()
-            t0 = time.perf_counter()
-            hidden = extract_hidden(model, ids)  # [n_layer + 1, n_seq, T, d_model]
-            t1 = time.perf_counter()
-            for layer in range(hidden.shape[0]):
-                X = hidden[layer][seq_idx, pos].astype(np.float32)
-                res = probe_layer(X, y, groups=seq_idx, token_types=types, seed=0)
-                accs.append(res["accuracy"])
-                n_probes += 1
-                if len(samples) < args.reference_layers and c % 4 == 0:
-                    samples.append(X)
+    per_rung: dict[str, dict[str, float]] = {}
+    n_probes, samples, accs = 0, [], []
+    for rung in spec.ladder:
+        t = per_rung.setdefault(rung.name, {"extract": 0.0, "probe": 0.0, "heads": 0.0})
+        for c, _ in enumerate(steps):
+            torch.manual_seed(1000 * rung.d_model + c)
+            model = build_model(rung, vocab_size=vocab, seq_len=spec.train.seq_len, causal=spec.causal).eval()
+            forward = {}
+            for ls in latents:
+                t0 = time.perf_counter()
+                ids = (ls.input_ids + len(SPECIAL_TOKENS)).astype(np.int64)
+                key = ids.tobytes()
+                if key not in forward:
+                    forward[key] = extract_hidden(model, torch.from_numpy(ids))
+                t1 = time.perf_counter()
+                X, y, groups, types = latent_features(forward[key], ids, ls.labels, ls.level, pool=spec.probe.pool,
+                                                      max_tokens=spec.probe.max_tokens, seed=spec.seed)
+                for layer in range(X.shape[0]):
+                    res = probe_layer(X[layer], y, groups=groups, token_types=types, seed=spec.seed)
+                    accs.append(res["accuracy"])
+                    n_probes += 1
+                    if len(samples) < args.reference_layers and c % 4 == 0:
+                        samples.append((X[layer], y, groups))
+                t2 = time.perf_counter()
+                t["extract"] += t1 - t0
+                t["probe"] += t2 - t1
             t2 = time.perf_counter()
-            head_score_rows(model, args.vocab, seed=0)
-            t3 = time.perf_counter()
-            t_extract += t1 - t0
-            t_probe += t2 - t1
-            t_heads += t3 - t2
-    total = t_extract + t_probe + t_heads
+            if spec.probe.heads and spec.causal:
+                head_score_rows(model, vocab, seed=spec.seed, period=min(32, spec.train.seq_len // 2),
+                                token_ids=np.arange(len(SPECIAL_TOKENS), vocab), n_seq=32)
+            t["heads"] += time.perf_counter() - t2
     cpu = time.process_time() - cpu0  # robust to other processes sharing the cores (wall time is not)
-    n_ckpt = len(rungs) * args.checkpoints
-    print(f"{len(rungs)} rungs x {args.checkpoints} checkpoints = {n_ckpt} checkpoints, {n_probes} layer probes "
-          f"({len(y)} tokens each, real + control task), threads={args.threads}")
-    print(f"  extract hidden : {t_extract:7.2f} s   ({1000 * t_extract / n_ckpt:6.1f} ms / checkpoint)")
-    print(f"  probes         : {t_probe:7.2f} s   ({1000 * t_probe / n_probes:6.1f} ms / layer, real + control)")
-    print(f"  head scores    : {t_heads:7.2f} s   ({1000 * t_heads / n_ckpt:6.1f} ms / checkpoint)")
-    print(f"  total          : {total:7.2f} s wall, {cpu:.2f} s CPU (target <= 60 s; load average now "
-          f"{os.getloadavg()[0]:.1f})   mean probe accuracy {np.mean(accs):.3f}")
+    n_ckpt = len(spec.ladder) * len(steps)
+    tot = {k: sum(r[k] for r in per_rung.values()) for k in ("extract", "probe", "heads")}
+    total = sum(tot.values())
+    print(f"{n_ckpt} checkpoints, {n_probes} layer probes (real + control task each)")
+    print(f"  extract hidden : {tot['extract']:7.2f} s   ({1000 * tot['extract'] / n_ckpt:6.1f} ms / checkpoint)")
+    print(f"  probes         : {tot['probe']:7.2f} s   ({1000 * tot['probe'] / max(n_probes, 1):6.1f} ms / layer, real + control)")
+    print(f"  head scores    : {tot['heads']:7.2f} s   ({1000 * tot['heads'] / n_ckpt:6.1f} ms / checkpoint)")
+    workers = [0.0] * max(1, spec.train.workers)  # whole rungs per worker, largest rung first (as study.py)
+    order = sorted(spec.ladder, key=lambda r: -r.n_layer * r.d_model ** 2)
+    for rung in order:
+        i = int(np.argmin(workers))
+        workers[i] += sum(per_rung[rung.name].values()) + t_import  # each worker imports once per stage
+    print(f"  total          : {total:7.2f} s wall in one process, {cpu:.2f} s CPU; imports {t_import:.1f} s per "
+          f"process; projected stage wall on {len(workers)} workers {max(workers):.1f} s (target <= 60 s; load "
+          f"average now {os.getloadavg()[0]:.1f})   mean probe accuracy {np.mean(accs):.3f}")
 
     # Reference: scikit-learn's own cross-validated logistic regression on the same rows and grid.
     ours_t = ref_t = 0.0
     diffs = []
-    train, test = split_by_sequence(seq_idx, seed=0)
-    for X in samples:
+    for X, y, groups in samples:
+        train, test = split_by_sequence(groups, seed=0)
         t0 = time.perf_counter()
-        ours = LinearProbe(seed=0).fit(X[train], y[train], groups=seq_idx[train])
+        ours = LinearProbe(seed=0).fit(X[train], y[train], groups=groups[train])
         ours_acc = np.mean(ours.predict(X[test]) == y[test])
         t1 = time.perf_counter()
         scaler = StandardScaler().fit(X[train])
-        folds = list(GroupKFold(3).split(X[train], y[train], groups=seq_idx[train]))
-        ref = LogisticRegressionCV(Cs=list(ours.Cs), cv=folds, l1_ratios=(0.0,), use_legacy_attributes=False, scoring="accuracy",
-                                   max_iter=1000).fit(scaler.transform(X[train]), y[train])
+        folds = list(GroupKFold(3).split(X[train], y[train], groups=groups[train]))
+        ref = LogisticRegressionCV(Cs=list(ours.Cs), cv=folds, l1_ratios=(0.0,), use_legacy_attributes=False,
+                                   scoring="accuracy", max_iter=1000).fit(scaler.transform(X[train]), y[train])
         ref_acc = np.mean(ref.predict(scaler.transform(X[test])) == y[test])
         t2 = time.perf_counter()
         ours_t += t1 - t0
