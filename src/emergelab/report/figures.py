@@ -130,10 +130,10 @@ def probe_heatmaps(df: pd.DataFrame, latent: str) -> Figure | None:
         ax.set_yticks(range(piv.shape[0]))
         ax.set_yticklabels(["emb"] + [str(i) for i in piv.index[1:]], fontsize=6)
         ax.set_xlabel("checkpoint step")
-        ax.set_ylabel("layer (0 = embeddings)")
         ax.set_title(rung, fontsize=8)
-    if im is not None:
-        fig.colorbar(im, ax=list(axes), shrink=0.8, label="selectivity")
+    axes[0].set_ylabel("layer (0 = embeddings)")
+    if im is not None:  # beside the last panel only: one spanning every panel overlaps them after tight_layout
+        fig.colorbar(im, ax=axes[-1], fraction=0.1, pad=0.04, label="selectivity")
     return Figure(f"Latent variable {latent}: selectivity by layer × step",
                   to_data_uri(fig),
                   f"Heatmaps, one per rung, of linear-probe selectivity for the latent {latent} "
