@@ -115,3 +115,25 @@ def test_bad_components_are_one_line_user_errors(components, message):
     with pytest.raises(UserError) as exc:
         load_spec(preset="smoke", overrides=["world=mixture", f"world_args={{components: {components!r}}}"])
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_labelled_tasks_pass_through_with_symbols_in_the_mixture_vocabulary():
+    w = _mixture()
+    mod, con = _parts()
+    assert w.labelled_tasks() == {**mod.labelled_tasks(), **con.labelled_tasks()}
+    for name, part in (("concept", con), ("sum_cos_k1", mod)):
+        got, own = w.labelled(name, 12, 24), part.labelled(name, 12, 24)
+        assert got.labels == own.labels and got.label_names == own.label_names
+        assert all(x in set(w.symbols) for t in got.texts for x in t.split(" "))
+    tagged = w.labelled("slot", 4, 24)
+    assert tagged.labels == con.labelled("slot", 4, 24).labels
+    with pytest.raises(UserError, match="no labelled task 'colour'; allowed: sum_cos_k1"):
+        w.labelled("colour", 4, 24)
+
+
+def test_clashing_labelled_task_names_are_prefixed():
+    w = make_world("mixture", {"components": [{"world": "concepts", "name": "a", "weight": 0.5, "args": CONCEPTS},
+                                              {"world": "concepts", "name": "b", "weight": 0.5, "args": CONCEPTS}]},
+                   0, context=32)
+    assert "a:concept" in w.labelled_tasks() and "b:concept" in w.labelled_tasks()
+    assert w.labelled("b:concept", 6, 24).task == "classify"

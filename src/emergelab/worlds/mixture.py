@@ -180,6 +180,35 @@ class MixtureWorld(World):
         return [LatentSet(name, ls.description, ls.input_ids + self.offsets[i], ls.labels, ls.label_names, ls.level)
                 for i, (s, new_names) in enumerate(zip(sets, names)) for ls, name in zip(s, new_names)]
 
+    @cached_property
+    def _labelled_index(self) -> dict[str, tuple[int, str, str]]:
+        """Mixture task name -> (component index, the component's own task name, kind)."""
+        own = [list(w.labelled_tasks().items()) for w in self.components]
+        names = _prefixed([[n for n, _ in tasks] for tasks in own], self._prefixes)
+        return {new: (i, name, kind) for i, (tasks, new_names) in enumerate(zip(own, names))
+                for (name, kind), new in zip(tasks, new_names)}
+
+    def labelled_tasks(self) -> dict[str, str]:
+        """The components' labelled tasks (names prefixed only on a clash), in component order."""
+        return {name: kind for name, (_, _, kind) in self._labelled_index.items()}
+
+    def labelled(self, name: str, n_examples: int, seq_len: int):
+        """The component's labelled examples, its symbols renamed to the mixture's vocabulary (as tokenized)."""
+        from dataclasses import replace
+
+        from emergelab.errors import UserError
+
+        if name not in self._labelled_index:
+            raise UserError(f"world mixture has no labelled task {name!r}; allowed: {', '.join(self.labelled_tasks()) or 'none'}")
+        i, own, _ = self._labelled_index[name]
+        data = self.components[i].labelled(own, n_examples, seq_len)
+        start = int(self.offsets[i])
+        rename = dict(zip(self.components[i].symbols, self.symbols[start:start + len(self.components[i].symbols)]))
+        if data.texts is not None:
+            return replace(data, texts=[" ".join(rename[w] for w in t.split(" ")) for t in data.texts],
+                           source=f"mixture/{name}")
+        return replace(data, tokens=[[rename[w] for w in row] for row in data.tokens], source=f"mixture/{name}")
+
     def render(self, ids) -> str:
         return " ".join(self.symbols[int(i)] for i in ids)
 
