@@ -137,3 +137,12 @@ def test_clashing_labelled_task_names_are_prefixed():
                    0, context=32)
     assert "a:concept" in w.labelled_tasks() and "b:concept" in w.labelled_tasks()
     assert w.labelled("b:concept", 6, 24).task == "classify"
+
+
+def test_documents_skip_a_component_whose_corpus_ran_out():
+    w = _mixture()  # the concepts component holds 20 documents
+    docs = w.documents(100)
+    off = len(_parts()[0].symbols)
+    from_con = [d for d in docs if min(min(s) for s in d) >= off]
+    assert len(from_con) == 20 and 20 < len(docs) < 100
+    assert docs == w.documents(100)  # seeded

@@ -146,12 +146,19 @@ class MixtureWorld(World):
         return out
 
     def documents(self, n_docs: int) -> list[list[list[int]]]:
+        """Up to ``n_docs`` documents in the seeded weighted order; a component with a finite corpus (concepts
+        has ``n_docs`` documents) may hold fewer than its share, and its turns are then skipped."""
         which = self._which("documents", n_docs)
         per = []
         for i in range(len(self.components)):
             docs = self._member(i).documents(int(np.sum(which == i))) if np.any(which == i) else []
             per.append(iter([[[int(x) + int(self.offsets[i]) for x in s] for s in d] for d in docs]))
-        return [next(per[i]) for i in which]
+        out = []
+        for i in which:
+            doc = next(per[i], None)
+            if doc is not None:
+                out.append(doc)
+        return out
 
     def heldout_world(self) -> "MixtureWorld":
         other = copy.copy(self)
