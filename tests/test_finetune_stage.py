@@ -160,3 +160,14 @@ def test_world_labelled_faces():
     assert len(d) == len(mod.split[1]) and not trained & set(d.texts) and d.n_labels == 4
     with pytest.raises(UserError, match="no labelled task 'slot'"):
         make_world("induction").labelled("slot", 4, 8)
+
+
+@pytest.mark.parametrize("checkpoints, steps", [("last", [64, None]), ("all", None), ([32, 64], [32, 64, None])])
+def test_checkpoint_choices_give_the_runs_base_steps(checkpoints, steps):
+    from emergelab.finetune.stage import base_steps, units
+    from emergelab.spec import load_spec
+
+    spec = load_spec(preset="smoke", overrides=[f"finetune.checkpoints={checkpoints}"])
+    want = steps if steps is not None else spec.checkpoint_steps() + [None]
+    assert base_steps(spec) == want
+    assert len(units(spec, "L2-d64")) == len(want) * 2  # two label counts, one method, one seed

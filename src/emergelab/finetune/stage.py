@@ -55,7 +55,12 @@ def rungs(spec) -> list[str]:
 
 def base_steps(spec) -> list[int | None]:
     opts = spec.finetune
-    steps = {"last": [spec.train.steps], "all": spec.checkpoint_steps()}.get(opts.checkpoints, opts.checkpoints)
+    if opts.checkpoints == "last":
+        steps = [spec.train.steps]
+    elif opts.checkpoints == "all":
+        steps = spec.checkpoint_steps()
+    else:  # a list of checkpoint steps (validated against the schedule by the spec)
+        steps = opts.checkpoints
     return list(steps) + ([None] if opts.random_init else [])
 
 
