@@ -111,16 +111,21 @@ class World(ABC):
 
     def labelled(self, name: str, n_examples: int, seq_len: int):
         """``n_examples`` labelled examples of task ``name`` as ``LabelledData`` (symbols as words)."""
-        from emergelab.data.labelled import LabelledData
         from emergelab.errors import UserError
 
         tasks = self.labelled_tasks()
         if name not in tasks:
             raise UserError(f"world {self.name!r} has no labelled task {name!r}; allowed: {', '.join(tasks) or 'none'}")
+        return self._labelled(name, tasks[name], n_examples, seq_len)
+
+    def _labelled(self, name: str, kind: str, n_examples: int, seq_len: int):
+        """The examples of a task ``labelled`` has checked: by default the latent of the same name."""
+        from emergelab.data.labelled import LabelledData
+
         latent = next(z for z in self.latents(n_examples, seq_len) if z.name == name)
         words = [[self.symbols[int(i)] for i in row] for row in latent.input_ids]
         source = f"{self.name}/{name}"
-        if tasks[name] == "classify":
+        if kind == "classify":
             return LabelledData.from_texts([" ".join(w) for w in words],
                                            [latent.label_names[int(y)] for y in latent.labels], source=source)
         tags = [[latent.label_names[int(y)] for y in row] for row in latent.labels]

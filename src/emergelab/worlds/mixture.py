@@ -199,14 +199,10 @@ class MixtureWorld(World):
         """The components' labelled tasks (names prefixed only on a clash), in component order."""
         return {name: kind for name, (_, _, kind) in self._labelled_index.items()}
 
-    def labelled(self, name: str, n_examples: int, seq_len: int):
+    def _labelled(self, name: str, kind: str, n_examples: int, seq_len: int):
         """The component's labelled examples, its symbols renamed to the mixture's vocabulary (as tokenized)."""
         from dataclasses import replace
 
-        from emergelab.errors import UserError
-
-        if name not in self._labelled_index:
-            raise UserError(f"world mixture has no labelled task {name!r}; allowed: {', '.join(self.labelled_tasks()) or 'none'}")
         i, own, _ = self._labelled_index[name]
         data = self.components[i].labelled(own, n_examples, seq_len)
         start = int(self.offsets[i])

@@ -102,14 +102,11 @@ class ModularWorld(World):
         """``sum_cos_k{k}`` / ``sum_sin_k{k}``: classify a prompt ``a + b =`` by the Fourier bin of a+b."""
         return {f"sum_{fn}_k{k}": "classify" for k in self.params.fourier_k for fn in ("cos", "sin")}
 
-    def labelled(self, name: str, n_examples: int, seq_len: int):
+    def _labelled(self, name: str, kind: str, n_examples: int, seq_len: int):
         """Prompts of held-out pairs (never trained on), labelled with the bin of cos/sin(2πk·(a+b)/p) —
         the latent the probe reads at ``=``, learned from few labels; at most every held-out pair."""
         from emergelab.data.labelled import LabelledData
-        from emergelab.errors import UserError
 
-        if name not in self.labelled_tasks():
-            raise UserError(f"world modular has no labelled task {name!r}; allowed: {', '.join(self.labelled_tasks())}")
         fn, k = name.split("_")[1], int(name.rsplit("_k", 1)[1])
         pairs = self.split[1][self.rng(f"labelled/{name}").permutation(len(self.split[1]))[:n_examples]]
         p, syms = self.params.p, self.symbols
