@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= studies/default
 
-.PHONY: install study test test-faults browser report-screenshot clean
+.PHONY: install study test lint test-faults browser report-screenshot clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ study: install
 
 test: install browser
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not faults"
+
+# ruff, and the import-layering contracts of docs/architecture.md (pyproject's [tool.importlinter])
+lint: install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/lint-imports
 
 # Debian's Chromium for the report's browser test; where it cannot be installed the test is skipped.
 browser:

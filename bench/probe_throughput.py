@@ -36,15 +36,15 @@ def main() -> None:
 
     from emergelab.models.build import build_model
     from emergelab.probe import LinearProbe, extract_hidden, head_score_rows, probe_layer, split_by_sequence
-    from emergelab.probe.stage import latent_features
-    from emergelab.spec import load_spec
+    from emergelab.stages.probe import latent_features
+    from emergelab.study import read_spec
     from emergelab.worlds import world_for_spec
     from emergelab.worlds.base import SPECIAL_TOKENS
 
     t_import = time.perf_counter() - t_import
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
-    spec = load_spec(preset=args.preset, overrides=args.set)
+    spec = read_spec(preset=args.preset, overrides=args.set)
     world = world_for_spec(spec, echo=lambda line: None)
     vocab = len(SPECIAL_TOKENS) + len(world.symbols)
     latents = [ls for ls in world.latents(spec.probe.n_sequences, spec.train.seq_len)

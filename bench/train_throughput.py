@@ -55,8 +55,7 @@ def rate(stamps: list[float], warmup: int) -> float:
 
 
 def prepare_study(root: Path, objective: str, sizes: list[tuple[int, int]], steps: int, threads: int) -> None:
-    from emergelab.spec import load_spec
-    from emergelab.study import run_study
+    from emergelab.study import read_spec, run_study
 
     ladder = "[" + ", ".join(f"{{name: d{d}-L{n}, n_layer: {n}, d_model: {d}, n_head: {max(1, d // 64)}}}"
                              for d, n in sizes) + "]"
@@ -65,7 +64,7 @@ def prepare_study(root: Path, objective: str, sizes: list[tuple[int, int]], step
             f"train.batch_size={BATCH}", f"train.seq_len={SEQ}", "train.lr=0.001", "train.log_every=1",
             "train.log_spaced=false", f"train.checkpoint_every={steps}", f"train.threads={threads}",
             "train.workers=1", "train.bf16=false", "train.trackers=[]"]
-    run_study(load_spec(preset="smoke", overrides=sets), root, ["prepare"])
+    run_study(read_spec(preset="smoke", overrides=sets), root, ["prepare"])
 
 
 def ours(root: Path, rung: str, bf16_steps: int = 0) -> list[float]:
@@ -97,14 +96,14 @@ def hf_trainer(root: Path, d: int, n_layer: int, causal: bool, threads: int, ste
     import torch
     from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-    from emergelab.corpus.prepare import load_train
     from emergelab.corpus.tokenizer import load_tokenizer
+    from emergelab.layout import DataDir
     from emergelab.models import build_model, initialise
     from emergelab.spec import Rung
 
     torch.set_num_threads(threads)
     tok = load_tokenizer(root / "data" / "tokenizer")
-    rows = load_train(root / "data")
+    rows = DataDir(root / "data").train_rows()
     model = initialise(build_model(Rung(name="x", n_layer=n_layer, d_model=d, n_head=max(1, d // 64)),
                                    vocab_size=len(tok), seq_len=SEQ, causal=causal, pad_token_id=tok.pad_token_id), "normal", 0)
 

@@ -9,14 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from emergelab.corpus.prepare import load_task
 from emergelab.corpus.tokenizer import load_tokenizer
-from emergelab.evaluate import stage
 from emergelab.layout import Layout
 from emergelab.measurements import make_frame
-from emergelab.spec import load_spec
-from emergelab.study import run_stages, run_study
-from emergelab.train import checkpoint as ckpt
+from emergelab.models import checkpoint as ckpt
+from emergelab.stages import evaluate as stage
+from emergelab.study import read_spec, run_stages, run_study
 
 TINY = ["ladder=[{name: a, n_layer: 1, d_model: 16, n_head: 2}]", "train.steps=4", "train.checkpoint_every=4",
         "train.batch_size=4", "train.seq_len=16", "train.workers=1", "eval.n_examples=12", "eval.heldout_sequences=4",
@@ -26,7 +24,7 @@ TINY = ["ladder=[{name: a, n_layer: 1, d_model: 16, n_head: 2}]", "train.steps=4
 @pytest.fixture(scope="module")
 def causal_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("ev") / "causal"
-    run_study(load_spec(preset="smoke", overrides=TINY), root, ["prepare", "train"])
+    run_study(read_spec(preset="smoke", overrides=TINY), root, ["prepare", "train"])
     return root
 
 
@@ -36,7 +34,7 @@ def masked_study(tmp_path_factory):
     from emergelab.models import build_model
 
     root = tmp_path_factory.mktemp("ev") / "masked"
-    spec = load_spec(preset="smoke", overrides=TINY + ["objectives=[mlm, nsp]"])
+    spec = read_spec(preset="smoke", overrides=TINY + ["objectives=[mlm, nsp]"])
     run_study(spec, root, ["prepare"])
     lay = Layout(root)
     tok = load_tokenizer(lay.data / "tokenizer")
@@ -44,7 +42,7 @@ def masked_study(tmp_path_factory):
     for step in (0, 4):
         torch.manual_seed(step)
         model = build_model(spec.ladder[0], vocab_size=vocab, seq_len=spec.train.seq_len, causal=False, pad_token_id=tok.pad_token_id)
-        ckpt.save_checkpoint(ckpt.step_dir(lay.checkpoints("a"), step), model, tok,
+        ckpt.save_checkpoint(lay.checkpoint("a", step), model, tok,
                              {"run": "a", "rung": "a", "step": step, "tokens_seen": step * 64, "flops": 1.0, "n_params": 1})
     return root
 
@@ -56,12 +54,13 @@ def _rows(root) -> pd.DataFrame:
 def test_causal_scores_equal_direct_computation(causal_study, tmp_path):
     root = tmp_path / "s"
     shutil.copytree(causal_study, root)
-    assert run_stages(root, ["evaluate"])["evaluate"] == len(stage.ckpt.list_checkpoints(Layout(root).checkpoints("a")))
+    # one unit per checkpoint, and one for the tasks' chance levels and answer lengths
+    assert run_stages(root, ["evaluate"])["evaluate"] == len(stage.ckpt.list_checkpoints(Layout(root).checkpoints("a"))) + 1
     df = _rows(root)
     lay = Layout(root)
-    model = ckpt.load_model(ckpt.step_dir(lay.checkpoints("a"), 4))
-    ex = load_task(lay.data, "induction")
-    lp, em, gen_em = [], [], []
+    model = ckpt.load_model(lay.checkpoint("a", 4))
+    ex = lay.data_dir.task("induction")
+    lp, em = [], []
     for e in ex:
         ids = torch.tensor([e["prompt"] + e["target"]])
         with torch.no_grad():
@@ -81,13 +80,13 @@ def test_causal_scores_equal_direct_computation(causal_study, tmp_path):
 def test_masked_induction_is_scored_by_masking_the_targets(masked_study, tmp_path):
     root = tmp_path / "s"
     shutil.copytree(masked_study, root)
-    assert stage.evaluate_rung(str(root), "a") == 2
+    assert run_stages(root, ["evaluate"])["evaluate"] == 2 + 1
     df = _rows(root)
     lay = Layout(root)
     tok = load_tokenizer(lay.data / "tokenizer")
-    model = ckpt.load_model(ckpt.step_dir(lay.checkpoints("a"), 4))
+    model = ckpt.load_model(lay.checkpoint("a", 4))
     em, acc, lp = [], [], []
-    for e in load_task(lay.data, "induction"):
+    for e in lay.data_dir.task("induction"):
         # an NSP study's rows are [CLS] A [SEP] B [SEP]: the prompt is wrapped alike, the targets all masked
         ids = [tok.cls_token_id] + e["prompt"] + [tok.mask_token_id] * len(e["target"]) + [tok.sep_token_id]
         with torch.no_grad():
@@ -120,11 +119,11 @@ def test_killed_evaluation_resumes_without_duplicates(causal_study, tmp_path, mo
 
     monkeypatch.setattr(stage, "evaluate_checkpoint", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
-        stage.evaluate_rung(str(root), "a")
+        run_stages(root, ["evaluate"])  # train.workers=1: in this process, so the patch applies
     assert len(list((Layout(root).parts / "eval" / "a").glob("step-*.parquet"))) == 2
     monkeypatch.setattr(stage, "evaluate_checkpoint", real)
-    assert stage.evaluate_rung(str(root), "a") == len(steps) - 2
-    assert stage.evaluate_rung(str(root), "a") == 0
+    assert run_stages(root, ["evaluate"])["evaluate"] == len(steps) - 2
+    assert run_stages(root, ["evaluate"])["evaluate"] == 0
     df = make_frame(_rows(root).to_dict("records"))
     key = ["rung", "step", "task", "k_shot", "metric"]
     assert not df.duplicated(key).any()

@@ -11,7 +11,7 @@ from emergelab.errors import UserError
 from emergelab.evaluate import templates as T
 from emergelab.evaluate.docs import TaskData, load_task_data
 from emergelab.evaluate.fewshot import demo_indices, text_context, token_context
-from emergelab.evaluate.model import LanguageModel
+from emergelab.evaluate.model import FAMILIES
 from emergelab.evaluate.requests import build_items
 from emergelab.evaluate.taskspec import TaskSpec, load_task_file, task_from_dict
 
@@ -29,7 +29,7 @@ def _docs(n=5):
 
 
 def _lm(kind="causal", max_length=512):
-    return LanguageModel(model=None, tokenizer=symbol_tokenizer(WORDS), kind=kind, max_length=max_length, name="tiny")
+    return FAMILIES[kind](model=None, tokenizer=symbol_tokenizer(WORDS), max_length=max_length, name="tiny")
 
 
 def test_lm_eval_yaml_loads_unchanged(tmp_path):

@@ -5,8 +5,16 @@ import pytest
 from scipy.optimize import curve_fit
 
 from emergelab.explain import formulas as F
-from emergelab.explain.fit import (BreakpointFit, LinearFit, PowerLawFit, SigmoidFit, breakpoint_profile,
-                                   fit_models, information_criteria, select)
+from emergelab.explain.fit import (
+    BreakpointFit,
+    LinearFit,
+    PowerLawFit,
+    SigmoidFit,
+    breakpoint_profile,
+    fit_models,
+    information_criteria,
+    select,
+)
 
 SEEDS = range(5)
 X = np.logspace(0, 4, 17)  # steps 1 … 10⁴, 4 decades

@@ -5,8 +5,8 @@ import pytest
 from emergelab.explain import formulas as F
 from emergelab.explain import synthetic as S
 from emergelab.explain.latent import latent_onsets, stays_above
-from emergelab.explain.options import ExplainOptions
 from emergelab.explain.runner import explain_table
+from emergelab.spec.explain import ExplainOptions
 
 PROBE_STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128]
 SEL = np.array([  # layers 0, 1, 2

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from emergelab.errors import UserError
 from emergelab.explain import formulas as F
 from emergelab.explain import synthetic as S
-from emergelab.explain.options import ExplainOptions
 from emergelab.explain.runner import explain_table, run_explain
+from emergelab.spec.explain import ExplainOptions
 
 RUNGS = {"small": 10 ** 5, "mid": 10 ** 6, "big": 10 ** 7}
 STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000]

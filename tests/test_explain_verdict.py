@@ -4,8 +4,8 @@ import pytest
 
 from emergelab.explain import formulas as F
 from emergelab.explain import synthetic as S
-from emergelab.explain.options import ExplainOptions
 from emergelab.explain.runner import explain_table
+from emergelab.spec.explain import ExplainOptions
 
 SEEDS = range(4)
 STEPS = np.unique(np.round(np.logspace(0, 4, 15)).astype(int))  # 1 … 10⁴, log-spaced checkpoints

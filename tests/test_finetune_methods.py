@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from emergelab.data import LabelledData
+from emergelab.corpus.labelled import LabelledData
 from emergelab.errors import UserError
 from emergelab.finetune import FinetuneConfig, export_merged, finetune, finetune_sweep, load_finetuned, summarize
 from emergelab.finetune.encode import IGNORE, encode
@@ -311,3 +311,11 @@ def test_weights_missing_from_the_checkpoint_train_with_the_head(base_dir, tmp_p
     texts = toy_classify(10, seed=5).texts
     expected = torch.stack(Finetuned(rec["model"], rec["tokenizer"], rec).logits(texts))
     assert torch.allclose(torch.stack(load_finetuned(tmp_path / "run").logits(texts)), expected, atol=1e-5)
+
+
+def test_the_registry_covers_exactly_the_spec_s_method_names():
+    from emergelab.finetune.config import DEFAULT_LR
+    from emergelab.finetune.methods import METHODS
+    from emergelab.spec import METHOD_NAMES
+
+    assert set(METHODS) == set(METHOD_NAMES) == set(DEFAULT_LR)

@@ -12,7 +12,8 @@ import yaml
 
 from emergelab.errors import UserError
 from emergelab.measurements import SORT_KEY
-from emergelab.spec import dump_yaml, preset_dict, validate
+from emergelab.spec import dump_yaml, preset_dict
+from emergelab.study import validate
 from emergelab.worlds import make_world
 
 
@@ -116,8 +117,8 @@ def test_bad_finetune_sections_name_the_key(change, fragment):
 
 
 def test_a_world_without_labelled_tasks_skips_the_stage_unless_a_task_is_named():
-    from emergelab.finetune.stage import missing, skipped_because
     from emergelab.layout import Layout
+    from emergelab.stages.finetune import missing, skipped_because
 
     data = _smoke(task=None)
     data.update(world="parity")
@@ -131,8 +132,8 @@ def test_a_world_without_labelled_tasks_skips_the_stage_unless_a_task_is_named()
 
 
 def test_absent_or_disabled_section_runs_nothing_and_absent_keeps_the_hash():
-    from emergelab.finetune.stage import missing
     from emergelab.layout import Layout
+    from emergelab.stages.finetune import missing
 
     data = preset_dict("smoke")
     data.pop("finetune")
@@ -164,10 +165,10 @@ def test_world_labelled_faces():
 
 @pytest.mark.parametrize("checkpoints, steps", [("last", [64, None]), ("all", None), ([32, 64], [32, 64, None])])
 def test_checkpoint_choices_give_the_runs_base_steps(checkpoints, steps):
-    from emergelab.finetune.stage import base_steps, units
-    from emergelab.spec import load_spec
+    from emergelab.stages.finetune import base_steps, runs
+    from emergelab.study import read_spec
 
-    spec = load_spec(preset="smoke", overrides=[f"finetune.checkpoints={checkpoints}"])
+    spec = read_spec(preset="smoke", overrides=[f"finetune.checkpoints={checkpoints}"])
     want = steps if steps is not None else spec.checkpoint_steps() + [None]
     assert base_steps(spec) == want
-    assert len(units(spec, "L2-d64")) == len(want) * 2  # two label counts, one method, one seed
+    assert len(runs(spec, "L2-d64")) == len(want) * 2  # two label counts, one method, one seed

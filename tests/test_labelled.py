@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emergelab.data import LabelledData, load_labelled
+from emergelab.corpus.labelled import LabelledData, load_labelled
 from emergelab.errors import UserError
 
 

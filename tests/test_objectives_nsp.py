@@ -65,16 +65,17 @@ def test_truncation_keeps_both_segments_and_the_boundary():
 
 
 def test_prepared_induction_study_has_pairs(tmp_path):
-    from emergelab.corpus.prepare import load_train, prepare
-    from emergelab.spec import load_spec
+    from emergelab.layout import DataDir
+    from emergelab.stages.prepare import prepare
+    from emergelab.study import read_spec
 
-    spec = load_spec(preset="smoke", overrides=["objectives=[mlm,nsp]", "train.steps=4"])
+    spec = read_spec(preset="smoke", overrides=["objectives=[mlm,nsp]", "train.steps=4"])
     man = prepare(spec, tmp_path / "data")
-    rows = load_train(tmp_path / "data")
+    rows = DataDir(tmp_path / "data").train_rows()
     ids = rows["input_ids"]
     assert ids.shape == (64, 32) and man["n_train_blocks"] == 64
     assert (ids[:, 0] == CLS).all() and ((ids == SEP).sum(1) == 2).all()
     assert abs(rows["next_sentence_label"].mean() - 0.5) < 0.2
-    clm = prepare(load_spec(preset="smoke", overrides=["train.steps=4"]), tmp_path / "clm")
+    clm = prepare(read_spec(preset="smoke", overrides=["train.steps=4"]), tmp_path / "clm")
     assert clm["train_sha256"] != man["train_sha256"]
-    assert set(load_train(tmp_path / "clm")) == {"input_ids"}
+    assert set(DataDir(tmp_path / "clm").train_rows()) == {"input_ids"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from emergelab.probe import cache_path, cached, extract_attentions, extract_hidden, pool
+from emergelab.probe import extract_attentions, extract_hidden, pool
 
 VOCAB = 50
 
@@ -110,22 +110,3 @@ def test_pool():
     np.testing.assert_allclose(pool(hidden[0], None, "last"), hidden[0, :, -1])
     with pytest.raises(ValueError):
         pool(hidden, mask, "max")
-
-
-def test_cached(tmp_path):
-    path = cache_path(tmp_path, weights_sha256="ab" * 32, site="hidden/states", probe_set="in_repeat")
-    assert path.parent.name == "ab" * 8 and path.suffix == ".npy"
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)
-
-    first = cached(path, compute)
-    second = cached(path, compute)
-    assert len(calls) == 1 and first.dtype == np.float16 and second.dtype == np.float16
-    assert (first == second).all()
-    path.write_bytes(b"garbage")  # a damaged file is recomputed, not trusted
-    third = cached(path, compute)
-    assert len(calls) == 2 and (third == first).all()
-    assert not list(path.parent.glob(".*.tmp"))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-pytest.importorskip("emergelab.data.labelled", reason="emergelab.data.labelled (load_labelled) is not written yet")
+pytest.importorskip("emergelab.corpus.labelled", reason="emergelab.corpus.labelled (load_labelled) is not written yet")
 
 NOUNS = ["cat", "dog", "bird", "fish", "tree", "house", "car", "book"]
 VERBS = ["runs", "sees", "eats", "likes", "finds", "makes"]
@@ -150,7 +150,7 @@ def _byte_level_tokenizer(path: Path):
 def test_probe_labelled_causal_models(family, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-    from emergelab.data.labelled import LabelledData
+    from emergelab.corpus.labelled import LabelledData
     from emergelab.probe.standalone import probe_labelled
 
     path = tmp_path / family

@@ -6,8 +6,8 @@ import pytest
 
 from emergelab.errors import UserError
 from emergelab.probe.linear import probe_layer
-from emergelab.probe.stage import _requested, latent_features
-from emergelab.spec import load_spec
+from emergelab.stages.probe import _requested, latent_features
+from emergelab.study import read_spec
 
 rng = np.random.default_rng(0)
 L, N, T, D = 3, 40, 6, 5
@@ -61,17 +61,17 @@ def test_last_pool_finds_a_latent_written_only_at_the_last_position():
 
 def test_requested_latents_and_unknown_names():
     latents = {"cos_k1": {}, "concept": {}, "slot": {}}
-    spec = load_spec(preset="smoke")
+    spec = read_spec(preset="smoke")
     assert _requested(spec, latents) == ["cos_k1", "concept", "slot"]
-    spec = load_spec(preset="smoke", overrides=["probe.latents=[slot, concept]"])
+    spec = read_spec(preset="smoke", overrides=["probe.latents=[slot, concept]"])
     assert _requested(spec, latents) == ["concept", "slot"]
-    spec = load_spec(preset="smoke", overrides=["probe.latents=[colour]"])
+    spec = read_spec(preset="smoke", overrides=["probe.latents=[colour]"])
     with pytest.raises(UserError, match="colour"):
         _requested(spec, latents)
 
 
 def test_pool_option_is_validated():
-    assert load_spec(preset="smoke").probe.pool == "last"
-    assert load_spec(preset="smoke", overrides=["probe.pool=mean"]).probe.pool == "mean"
+    assert read_spec(preset="smoke").probe.pool == "last"
+    assert read_spec(preset="smoke", overrides=["probe.pool=mean"]).probe.pool == "mean"
     with pytest.raises(UserError, match="probe.pool"):
-        load_spec(preset="smoke", overrides=["probe.pool=max"])
+        read_spec(preset="smoke", overrides=["probe.pool=max"])

@@ -32,7 +32,7 @@ def test_corrupted_checkpoint_is_reported_and_redone(smoke_copy):
     # loading it for analysis is refused in one line
     (smoke_copy / "parts" / "eval" / "L2-d32" / "step-000016.parquet").unlink()
     from emergelab.errors import UserError
-    from emergelab.train.checkpoint import verify_checkpoint
+    from emergelab.models.checkpoint import verify_checkpoint
 
     with pytest.raises(UserError, match="corrupted"):
         verify_checkpoint(ckpt)
@@ -90,7 +90,7 @@ def test_disk_full_is_one_clear_line_and_keeps_finished_work(small_disk):
     assert len(errors) == 1 and "no space left" in errors[0], res.stderr[-2000:]
     assert "Traceback" not in res.stderr
     assert not list(out.rglob(".*.tmp"))  # no torn temporary files left behind
-    from emergelab.train.checkpoint import is_valid, list_checkpoints
+    from emergelab.models.checkpoint import is_valid, list_checkpoints
 
     for ck in out.glob("runs/*/checkpoints"):
         assert all(is_valid(p) for p in list_checkpoints(ck).values())  # what exists is whole

@@ -4,19 +4,20 @@ from __future__ import annotations
 import pytest
 
 from emergelab.errors import UserError
-from emergelab.spec import apply_override, checkpoint_steps, load_spec, presets
+from emergelab.spec import apply_override, checkpoint_steps, presets
+from emergelab.study import read_spec
 from tests.conftest import run_cli
 
 
 def test_presets_load_and_hash_is_stable():
     assert {"default", "smoke"} <= set(presets())
-    a, b = load_spec(preset="smoke"), load_spec(preset="smoke")
+    a, b = read_spec(preset="smoke"), read_spec(preset="smoke")
     assert a.hash() == b.hash()
-    assert load_spec(preset="smoke", overrides=["train.steps=10"]).hash() != a.hash()
+    assert read_spec(preset="smoke", overrides=["train.steps=10"]).hash() != a.hash()
 
 
 def test_set_overrides_nested_and_yaml_values():
-    spec = load_spec(preset="smoke", overrides=["train.steps=200", "objectives=[mlm,nsp]", "ladder.0.d_model=16"])
+    spec = read_spec(preset="smoke", overrides=["train.steps=200", "objectives=[mlm,nsp]", "ladder.0.d_model=16"])
     assert spec.train.steps == 200
     assert spec.objectives == ["mlm", "nsp"]
     assert spec.ladder[0].d_model == 16
@@ -45,7 +46,7 @@ def test_checkpoint_steps_are_log_spaced_then_regular():
 )
 def test_bad_specs_are_one_clear_error(overrides, fragment):
     with pytest.raises(UserError) as e:
-        load_spec(preset="smoke", overrides=overrides)
+        read_spec(preset="smoke", overrides=overrides)
     msg = str(e.value)
     assert fragment in msg
     assert "\n" not in msg
@@ -58,7 +59,7 @@ def test_bad_override_syntax():
 
 def test_unknown_preset_names_the_allowed_ones():
     with pytest.raises(UserError, match="allowed: default, smoke"):
-        load_spec(preset="huge")
+        read_spec(preset="huge")
 
 
 def test_cli_bad_spec_exit_code_2_one_line_no_traceback(tmp_path):
@@ -86,16 +87,16 @@ def test_cli_missing_spec_file(tmp_path):
 
 def test_replacing_the_ladder_drops_the_presets_finetune_rung_choice():
     # smoke's finetune stage names two of its rungs; a --set ladder=… without them falls back to every rung
-    spec = load_spec(preset="smoke", overrides=["ladder=[{name: r, n_layer: 1, d_model: 8, n_head: 2}]"])
+    spec = read_spec(preset="smoke", overrides=["ladder=[{name: r, n_layer: 1, d_model: 8, n_head: 2}]"])
     assert spec.finetune.rungs is None
-    assert load_spec(preset="smoke").finetune.rungs == ["L2-d16", "L2-d64"]
+    assert read_spec(preset="smoke").finetune.rungs == ["L2-d16", "L2-d64"]
     with pytest.raises(UserError, match="finetune.rungs"):  # set explicitly, a wrong name is still an error
-        load_spec(preset="smoke", overrides=["ladder=[{name: r, n_layer: 1, d_model: 8, n_head: 2}]",
+        read_spec(preset="smoke", overrides=["ladder=[{name: r, n_layer: 1, d_model: 8, n_head: 2}]",
                                              "finetune.rungs=[L2-d16]"])
 
 
 def test_changing_the_world_drops_the_presets_world_bound_finetune_task():
-    spec = load_spec(preset="smoke", overrides=["world=modular"])
+    spec = read_spec(preset="smoke", overrides=["world=modular"])
     assert spec.finetune.task is None  # the modular world's first labelled task is used
     with pytest.raises(UserError, match="no labelled task 'in_repeat'"):
-        load_spec(preset="smoke", overrides=["world=modular", "finetune.task=in_repeat"])
+        read_spec(preset="smoke", overrides=["world=modular", "finetune.task=in_repeat"])

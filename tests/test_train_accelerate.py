@@ -28,12 +28,11 @@ def _curve(out: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_process_accelerate_run_matches_one_process(tmp_path):
-    from emergelab.spec import load_spec
-    from emergelab.study import run_stages, run_study
-    from emergelab.train.checkpoint import load_model, step_dir
+    from emergelab.models.checkpoint import load_model, step_dir
+    from emergelab.study import read_spec, run_stages, run_study
 
     one, two = tmp_path / "one", tmp_path / "two"
-    run_study(load_spec(preset="smoke", overrides=SETS), one, ["prepare"])
+    run_study(read_spec(preset="smoke", overrides=SETS), one, ["prepare"])
     shutil.copytree(one, two)
     run_stages(one, ["train"])
     accelerate = Path(sys.executable).with_name("accelerate")
@@ -70,11 +69,10 @@ def test_sharded_launch_is_refused_before_the_accelerator_exists(tmp_path, monke
 def test_fsdp_launch_on_cpu_is_refused_not_run_as_ddp(tmp_path):
     """`accelerate launch --use_fsdp` on two CPU processes: a one-line error and exit 2, no checkpoint
     written (accelerate 1.15 would otherwise train them with DDP under the FSDP flag)."""
-    from emergelab.spec import load_spec
-    from emergelab.study import run_study
+    from emergelab.study import read_spec, run_study
 
     out = tmp_path / "s"
-    run_study(load_spec(preset="smoke", overrides=["train.steps=2", "train.batch_size=8"]), out, ["prepare"])
+    run_study(read_spec(preset="smoke", overrides=["train.steps=2", "train.batch_size=8"]), out, ["prepare"])
     accelerate = Path(sys.executable).with_name("accelerate")
     cmd = [str(accelerate), "launch", "--use_fsdp", "--fsdp_version", "2", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",

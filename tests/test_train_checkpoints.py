@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from emergelab.errors import UserError
-from emergelab.spec import Rung, load_spec
+from emergelab.spec import Rung
+from emergelab.study import read_spec
 
 STEPS = 8
 LADDER = "ladder=[{name: a, n_layer: 1, d_model: 8, n_head: 2}, {name: b, n_layer: 2, d_model: 16, n_head: 2}]"
@@ -22,12 +23,13 @@ def study(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ckpt") / "study"
     calls = []
-    spec = load_spec(preset="smoke", overrides=SETS)
+    spec = read_spec(preset="smoke", overrides=SETS)
     run_study(spec, out, ["prepare"])
+    from emergelab.layout import Layout
     from emergelab.train.loop import train_rung
 
     for rung in ("a", "b"):
-        train_rung(str(out), rung, lambda *a: calls.append(a))
+        train_rung(spec, Layout(out), rung, lambda *a: calls.append(a))
     return out, calls
 
 
@@ -91,15 +93,15 @@ def test_train_log_measurements_and_progress(study):
 
 def test_same_global_batch_whatever_the_accumulation(tmp_path):
     """batch 8 × accumulation 2 trains the same rows with the same masks as batch 16: same weights."""
+    from emergelab.models.checkpoint import load_model, step_dir
     from emergelab.study import run_stages, run_study
-    from emergelab.train.checkpoint import load_model, step_dir
 
     weights = []
     for i, (bs, acc) in enumerate([(16, 1), (8, 2)]):
         out = tmp_path / str(i)
         sets = ["ladder=[{name: r, n_layer: 1, d_model: 16, n_head: 2}]", "train.steps=4", f"train.batch_size={bs}",
                 f"train.grad_accum={acc}", "objectives=[mlm,nsp]", "train.workers=1"]
-        run_study(load_spec(preset="smoke", overrides=sets), out, ["prepare"])
+        run_study(read_spec(preset="smoke", overrides=sets), out, ["prepare"])
         run_stages(out, ["train"])
         weights.append(load_model(step_dir(out / "runs" / "r" / "checkpoints", 4)).state_dict())
     assert max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0]) < 1e-5
@@ -117,13 +119,14 @@ def test_train_without_prepared_data_is_a_user_error(tmp_path):
     from emergelab.study import init_study
     from emergelab.train.loop import train_rung
 
-    init_study(load_spec(preset="smoke", overrides=SETS), tmp_path / "s")
+    spec = read_spec(preset="smoke", overrides=SETS)
+    lay = init_study(spec, tmp_path / "s")
     with pytest.raises(UserError, match="emergelab prepare"):
-        train_rung(str(tmp_path / "s"), "a")
+        train_rung(spec, lay, "a")
 
 
 def test_generated_ladder_has_fixed_aspect_ratio():
-    spec = load_spec(preset="smoke", overrides=["ladder={min_d_model: 32, max_d_model: 256, n_rungs: 4, aspect_ratio: 64, d_head: 16}"])
+    spec = read_spec(preset="smoke", overrides=["ladder={min_d_model: 32, max_d_model: 256, n_rungs: 4, aspect_ratio: 64, d_head: 16}"])
     assert [(r.n_layer, r.d_model, r.n_head) for r in spec.ladder] == [(1, 32, 2), (1, 64, 4), (2, 128, 8), (4, 256, 16)]
     with pytest.raises(UserError, match="ladder.*max_d_model"):
-        load_spec(preset="smoke", overrides=["ladder={min_d_model: 32, n_rungs: 4, aspect_ratio: 64}"])
+        read_spec(preset="smoke", overrides=["ladder={min_d_model: 32, n_rungs: 4, aspect_ratio: 64}"])

@@ -25,11 +25,10 @@ CASES = {"mlm_nsp": ["objectives=[mlm,nsp]", "train.grad_accum=2", "mlm.whole_wo
 
 def _prepare_and_train_reference(tmp_path: Path, extra: list[str]) -> tuple[Path, Path]:
     """A prepared study copied twice; the reference copy is trained in this process (same thread count)."""
-    from emergelab.spec import load_spec
-    from emergelab.study import run_stages, run_study
+    from emergelab.study import read_spec, run_stages, run_study
 
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    run_study(load_spec(preset="smoke", overrides=SETS + extra), ref, ["prepare"])
+    run_study(read_spec(preset="smoke", overrides=SETS + extra), ref, ["prepare"])
     shutil.copytree(ref, killed)
     run_stages(ref, ["train"])
     return ref, killed

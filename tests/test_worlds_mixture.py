@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emergelab.errors import UserError
-from emergelab.spec import load_spec
+from emergelab.study import read_spec
 from emergelab.worlds import make_world
 
 MODULAR = {"p": 11, "train_fraction": 0.5, "fourier_k": [1]}
@@ -113,7 +113,7 @@ def test_documents_render_and_describe():
 ])
 def test_bad_components_are_one_line_user_errors(components, message):
     with pytest.raises(UserError) as exc:
-        load_spec(preset="smoke", overrides=["world=mixture", f"world_args={{components: {components!r}}}"])
+        read_spec(preset="smoke", overrides=["world=mixture", f"world_args={{components: {components!r}}}"])
     assert message in str(exc.value) and "\n" not in str(exc.value)
 
 

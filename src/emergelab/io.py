@@ -163,3 +163,23 @@ class StudyLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+#: Parquet footer key under which a measurement part records the inputs it was computed from
+INPUTS_KEY = b"emergelab.inputs"
+
+
+def part_inputs(path: str | Path) -> dict | None:
+    """The inputs a Parquet part recorded in its footer (None: written without them, or unreadable).
+
+    Reads only the footer, with pyarrow alone: a stage's ``todo`` calls this for every part, and a
+    finished study's no-op re-run must not pay for importing pandas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    raw = meta.get(INPUTS_KEY)
+    return json.loads(raw) if raw is not None else None

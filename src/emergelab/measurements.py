@@ -7,14 +7,17 @@ a killed stage leaves no part, so re-running it recomputes exactly the missing u
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from emergelab.errors import UserError
-from emergelab.io import atomic_write_bytes
+from emergelab.io import INPUTS_KEY, atomic_write_bytes
 
 #: Column name -> pandas dtype. ``layer`` is -1 and ``k_shot`` is 0 where they do not apply;
 #: ``stderr`` is NaN where it was not estimated.
@@ -63,15 +66,21 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype(SCHEMA)
 
 
-def to_parquet_bytes(df: pd.DataFrame) -> bytes:
+def to_parquet_bytes(df: pd.DataFrame, inputs: Mapping[str, str] | None = None) -> bytes:
+    table = pa.Table.from_pandas(conform(df), preserve_index=False)
+    if inputs is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[INPUTS_KEY] = json.dumps(dict(inputs), sort_keys=True).encode()
+        table = table.replace_schema_metadata(meta)
     buf = io.BytesIO()
-    conform(df).to_parquet(buf, index=False)
+    pq.write_table(table, buf)
     return buf.getvalue()
 
 
-def write_part(path: str | Path, rows: Iterable[Mapping] | pd.DataFrame) -> None:
+def write_part(path: str | Path, rows: Iterable[Mapping] | pd.DataFrame, inputs: Mapping[str, str] | None = None) -> None:
+    """Write one unit's rows atomically; ``inputs`` (digests of what they were computed from) go in the footer."""
     df = rows if isinstance(rows, pd.DataFrame) else make_frame(rows)
-    atomic_write_bytes(path, to_parquet_bytes(df))
+    atomic_write_bytes(path, to_parquet_bytes(df, inputs))
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -11,7 +11,7 @@ def main() -> None:
     from typer import exceptions as typer_exc
     from typer._click import exceptions as click_exc  # typer vendors click
 
-    from emergelab.cli import commands  # noqa: F401  (registers the commands)
+    import emergelab.cli.commands  # noqa: F401  (registers the commands)
     from emergelab.cli.app import app
 
     try:

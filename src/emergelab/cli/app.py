@@ -14,7 +14,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-console = Console(stderr=True)
+#: progress, logs and errors (stderr); soft-wrapped, so a line is never broken by the terminal's width
+console = Console(stderr=True, soft_wrap=True)
+#: data: tables and lists a user may pipe (``emergelab worlds | grep modular``)
+stdout = Console(soft_wrap=True)
 
 
 @app.callback()

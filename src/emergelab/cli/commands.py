@@ -1,11 +1,9 @@
 """Imports every command module so that each registers its command on the app."""
-from emergelab.cli import (  # noqa: F401
-    study_cmd,
-    stage_cmds,
-    worlds_cmd,
-    evaluate_cmd,
-    probe_cmd,
-    explain_cmd,
-    finetune_cmd,
-    report_cmd,
-)
+import emergelab.cli.evaluate_cmd  # noqa: F401
+import emergelab.cli.explain_cmd  # noqa: F401
+import emergelab.cli.finetune_cmd  # noqa: F401
+import emergelab.cli.probe_cmd  # noqa: F401
+import emergelab.cli.report_cmd  # noqa: F401
+import emergelab.cli.stage_cmds  # noqa: F401
+import emergelab.cli.study_cmd  # noqa: F401
+import emergelab.cli.worlds_cmd  # noqa: F401

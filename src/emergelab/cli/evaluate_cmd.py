@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from emergelab.cli.app import app, console
+from emergelab.cli.app import app, console, stdout
+from emergelab.cli.stage_cmds import run_one
 from emergelab.errors import UserError
 
 
@@ -24,7 +25,7 @@ def print_table(df) -> None:
     """Metric rows as a rich table: task, k, metric, mean ± stderr, n, and the chance level."""
     from rich.table import Table
 
-    from emergelab.measurements import CHANCE_PREFIX
+    from emergelab.measurements import CHANCE_PREFIX  # pandas: only when there is a table to print
 
     chance = {(r.task, r.metric[len(CHANCE_PREFIX):]): r.value for r in df[df.metric.str.startswith(CHANCE_PREFIX)].itertuples()}
     table = Table(show_header=True, header_style="bold")
@@ -36,7 +37,7 @@ def print_table(df) -> None:
         c = chance.get((r.task, r.metric))
         table.add_row(r.task, str(r.k_shot), r.metric, f"{r.value:.4f}", "" if r.stderr != r.stderr else f"{r.stderr:.4f}",
                       str(r.n), "" if c is None else f"{c:.4g}")
-    console.print(table)
+    stdout.print(table)
 
 
 @app.command()
@@ -62,10 +63,7 @@ def evaluate(
             raise UserError("pass a STUDY_DIR, or --model DIR --task TASK.yaml --out DIR to evaluate one model")
         if task or out or k_shot or limit or data:
             raise UserError("--task/--out/--k-shot/--limit/--data go with --model; a study evaluates the tasks of its spec (eval.tasks, eval.task_files)")
-        from emergelab.study import run_stages
-
-        did = run_stages(study_dir, ["evaluate"], console=console)
-        console.print(f"evaluate: {did['evaluate']} checkpoint(s) evaluated")
+        run_one("evaluate", study_dir)
         return
     if study_dir is not None:
         raise UserError("pass either STUDY_DIR or --model, not both")

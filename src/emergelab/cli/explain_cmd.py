@@ -6,7 +6,12 @@ from typing import Optional
 
 import typer
 
-from emergelab.cli.app import app, console
+from emergelab.cli.app import app, console, stdout
+from emergelab.errors import UserError
+from emergelab.io import read_json
+from emergelab.layout import Layout
+from emergelab.spec import ExplainOptions
+from emergelab.study import run_stages
 
 VERDICT_STYLE = {"emergent": "bold magenta", "metric-induced": "yellow", "smooth": "green",
                  "not learned": "dim", "insufficient data": "dim"}
@@ -42,9 +47,9 @@ def verdict_table(result: dict):
 
 @app.command()
 def explain(
-    study_dir: Path = typer.Argument(..., help="Study directory holding measurements.parquet."),
+    study_dir: Path = typer.Argument(..., help="Study directory (or a directory holding only measurements.parquet)."),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="Where to write the explanations (default STUDY_DIR/explanations.json)."),
+        None, "--out", help="Write explanations made with other options here (default STUDY_DIR/explanations.json)."),
     threshold: Optional[float] = typer.Option(
         None, "--threshold", help="Probe selectivity above which a latent is decodable (default 0.1)."),
     n_bootstrap: Optional[int] = typer.Option(
@@ -53,21 +58,34 @@ def explain(
 ) -> None:
     """Fit linear, power-law, sigmoid and breakpoint models to every capability curve, score
     breakthroughness and linearity, test exact match against p^L, time latent onsets, and give each
-    curve a verdict (smooth, emergent, metric-induced, not learned) with its evidence."""
+    curve a verdict (smooth, emergent, metric-induced, not learned) with its evidence.
+
+    On a study directory this is the study's explain stage: it combines new parts (after `emergelab
+    evaluate DIR`), follows the spec's `explain:` options and takes the study's lock."""
     from pydantic import ValidationError
 
-    from emergelab.errors import UserError
-    from emergelab.explain.options import ExplainOptions
     from emergelab.explain.runner import run_explain
 
-    given = {"threshold": threshold, "n_bootstrap": n_bootstrap, "seed": seed}
+    given = {k: v for k, v in {"threshold": threshold, "n_bootstrap": n_bootstrap, "seed": seed}.items() if v is not None}
+    lay = Layout(study_dir)
+    if lay.spec.exists():
+        if given and out is None:
+            raise UserError("a study's explanations follow its spec's explain: options; to explain with other "
+                            "options, add --out FILE (the study's own explanations.json is kept)")
+        run_stages(study_dir, ["explain"], console=console)
+        if not given and out is None:
+            _show(read_json(lay.explanations), lay.explanations)
+            return
     try:
-        options = ExplainOptions(**{k: v for k, v in given.items() if v is not None})
+        options = ExplainOptions(**given)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
-    out_path = out if out is not None else study_dir / "explanations.json"
-    result = run_explain(study_dir / "measurements.parquet", out_path, options)
-    console.print(verdict_table(result))
+    out_path = out if out is not None else lay.explanations
+    _show(run_explain(lay.measurements, out_path, options), out_path)
+
+
+def _show(result: dict, path: Path) -> None:
+    stdout.print(verdict_table(result))
     counts = ", ".join(f"{n} {v}" for v, n in result["summary"]["verdicts"].items() if n)
-    console.print(f"wrote {out_path}: {result['summary']['n_curves']} curves ({counts or 'none'})")
+    console.print(f"wrote {path}: {result['summary']['n_curves']} curves ({counts or 'none'})")

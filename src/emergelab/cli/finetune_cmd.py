@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from emergelab.cli.app import app, console
+from emergelab.cli.app import app, console, stdout
 from emergelab.errors import UserError
 
 
@@ -53,7 +53,7 @@ def finetune_cmd(
     """
     from dataclasses import replace
 
-    from emergelab.data.labelled import TASKS, load_labelled
+    from emergelab.corpus.labelled import TASKS, load_labelled
     from emergelab.finetune.config import FinetuneConfig
     from emergelab.finetune.sampling import parse_label_counts
     from emergelab.io import StudyLock
@@ -130,7 +130,7 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
         table.add_column(col, justify="right")
     table.add_row(rec["method"], str(rec["k_shot"]), f"{ev['accuracy']:.3f}±{ev['accuracy_stderr']:.3f}",
                   f"{ev['macro_f1']:.3f}", f"{ev['majority_baseline']:.3f}", str(ev["n"]), f"{rec['train']['seconds']:.1f}")
-    console.print(table)
+    stdout.print(table)
     console.print(f"trainable parameters: {_fmt_params(rec['trainable_params'])} of {_fmt_params(rec['total_params'])} "
                   f"({100 * rec['trainable_fraction']:.2f} %); {rec['train']['steps']} steps")
     if rec.get("adalora_ranks"):
@@ -172,7 +172,7 @@ def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, ou
         secs = seconds.get((r.task, r.k_shot), [math.nan])
         table.add_row(r.task.rsplit("/", 1)[-1], str(r.k_shot), str(r.seeds), _pm(r.macro_f1_mean, r.macro_f1_std),
                       _pm(r.accuracy_mean, r.accuracy_std), f"{r.majority_baseline:.3f}", f"{sum(secs) / len(secs):.1f}")
-    console.print(table)
+    stdout.print(table)
     for task, text in trainable.items():
         console.print(f"{task}: trainable parameters {text}")
     console.print(f"wrote {len(rows)} rows to {out / 'measurements.parquet'} and the summary to {out / 'summary.csv'}")

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from emergelab.cli.app import app, console
+from emergelab.cli.app import app, console, stdout
+from emergelab.cli.stage_cmds import run_one
 from emergelab.errors import UserError
 
 
@@ -52,11 +53,7 @@ def probe(
     if study_dir is not None:
         if model is not None or data is not None:
             raise UserError("give either STUDY_DIR or --model/--data, not both")
-        from emergelab.study import run_stages
-
-        did = run_stages(study_dir, ["probe"], console=console)
-        n_done = did.get("probe", 0)
-        console.print(f"probe: {f'{n_done} unit(s) done' if n_done else 'nothing to do'}")
+        run_one("probe", study_dir)
         return
     if model is None or data is None or out is None:
         raise UserError("give a STUDY_DIR, or --model DIR --data FILE --out DIR to probe a model on labelled data")
@@ -76,7 +73,7 @@ def _standalone(model_dir: Path, data_path: Path, *, task: str, text_column, lab
     from rich.table import Table
     from transformers.utils import logging as hf_logging
 
-    from emergelab.data.labelled import load_labelled
+    from emergelab.corpus.labelled import load_labelled
     from emergelab.measurements import write_part
     from emergelab.probe.standalone import probe_labelled
 
@@ -95,7 +92,7 @@ def _standalone(model_dir: Path, data_path: Path, *, task: str, text_column, lab
         rows, features = probe_labelled(model_dir, labelled, task=name, layers=layers, max_examples=max_examples,
                                         seed=seed, max_length=max_length, batch_size=batch_size, how=how,
                                         on_layer=on_layer)
-    console.print(table)
+    stdout.print(table)
     n_classes = len(set(features.y.tolist()))
     note = f"; {features.n_dropped} words lost to truncation" if features.n_dropped else ""
     console.print(f"{len(features.y)} labelled {'words' if task == 'tag' else 'texts'}, {n_classes} classes{note}")

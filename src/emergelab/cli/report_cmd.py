@@ -6,6 +6,8 @@ from pathlib import Path
 import typer
 
 from emergelab.cli.app import app, console
+from emergelab.layout import Layout
+from emergelab.study import run_stages
 
 
 @app.command()
@@ -14,11 +16,19 @@ def report(
     open_: bool = typer.Option(False, "--open", help="Open the report in a browser."),
     screenshot: Path = typer.Option(None, "--screenshot", help="Also save a PNG of the page (headless Chromium)."),
 ) -> None:
-    """Write STUDY_DIR/report/index.html from the measurements and explanations."""
-    from emergelab.report.build import build_report, require_study
+    """Write STUDY_DIR/report/index.html from the measurements and explanations.
 
-    require_study(study_dir)
-    path = build_report(study_dir)
+    On a study directory this is the study's report stage (under its lock; rebuilt only when the
+    measurements or explanations changed); a directory holding only measurements.parquet works too."""
+    lay = Layout(study_dir)
+    if lay.spec.exists():
+        run_stages(study_dir, ["report"], console=console)
+        path = lay.report
+    else:
+        from emergelab.report.build import build_report, require_study  # matplotlib: only when drawing
+
+        require_study(study_dir)
+        path = build_report(study_dir)
     console.print(f"Report: {path}")
     if screenshot is not None:
         from emergelab.report.browser import check_page

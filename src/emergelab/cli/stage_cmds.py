@@ -1,33 +1,31 @@
-"""`emergelab prepare | train`: single stages of an existing (or new) study directory."""
+"""`emergelab prepare | train | evaluate | probe | finetune`: single stages of a study, through the runner."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from emergelab.cli.app import app, console
+from emergelab.study import read_spec, run_launched, run_stages, run_study
 
 
-def _run(stage: str, study_dir: Path) -> None:
-    from emergelab.study import run_stages
-
+def run_one(stage: str, study_dir: Path) -> None:
+    """Run one stage of an existing study directory (lock, spec, incremental) and say what it did."""
     did = run_stages(study_dir, [stage], console=console)
     console.print(f"{stage}: {'nothing to do' if not did.get(stage) else f'{did[stage]} unit(s) done'}")
 
 
 @app.command()
 def prepare(
-    spec_file: Optional[Path] = typer.Argument(None, metavar="[SPEC.yaml]"),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p"),
+    spec_file: Optional[Path] = typer.Argument(None, metavar="[SPEC.yaml]", help="Study spec; default: the preset."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Named preset: default, smoke, …"),
     out: Path = typer.Option(..., "--out", "-o", help="Study directory."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override: dotted.key=yaml-value."),
 ) -> None:
     """Build the study's data: corpus, tokenizer, task sets and latent labels under OUT/data."""
-    from emergelab.spec import load_spec
-    from emergelab.study import run_study
-
-    spec = load_spec(spec_file, preset, set_)
+    spec = read_spec(spec_file, preset, set_)
     did = run_study(spec, out, ["prepare"], console=console)
     console.print(f"prepare: {'nothing to do' if not did['prepare'] else 'data written'} → {out / 'data'}")
 
@@ -38,11 +36,11 @@ def train(study_dir: Path = typer.Argument(..., help="A study directory made by 
 
     Runs unchanged under `accelerate launch` (DDP, one shard of every global batch per process).
     """
-    from emergelab.train.launch import is_main_process, launched_processes, train_launched
-
-    if launched_processes() > 1:
-        n = train_launched(study_dir, console)
-        if is_main_process():
-            console.print(f"train: {'nothing to do' if not n else f'{n} unit(s) done'} on {launched_processes()} processes")
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
+    if world > 1:
+        main = int(os.environ.get("RANK", "0")) == 0
+        n = run_launched(study_dir, "train", console, main=main)
+        if main:
+            console.print(f"train: {'nothing to do' if not n else f'{n} unit(s) done'} on {world} processes")
         return
-    _run("train", study_dir)
+    run_one("train", study_dir)

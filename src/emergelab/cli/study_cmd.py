@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from emergelab.cli.app import app, console
+from emergelab.study import STAGES, read_spec, run_study
 
 
 @app.command()
@@ -22,10 +23,7 @@ def study(
 
     Re-running computes only what is missing; a killed run resumes where it stopped.
     """
-    from emergelab.spec import load_spec
-    from emergelab.study import STAGES, run_study
-
-    spec = load_spec(spec_file, preset, set_)
+    spec = read_spec(spec_file, preset, set_)
     root = out or Path("studies") / spec.name
     chosen = [s.strip() for s in stages.split(",")] if stages else list(STAGES)
     t0 = time.perf_counter()

@@ -7,7 +7,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from emergelab.cli.app import app, console
+from emergelab.cli.app import app, console, stdout
+from emergelab.errors import UserError
+from emergelab.spec import apply_override
+from emergelab.study import validate
+from emergelab.worlds import WORLDS, world_for_spec
 
 worlds_app = typer.Typer(help="List worlds, or show one with `worlds show NAME`.", invoke_without_command=True,
                          no_args_is_help=False)
@@ -19,14 +23,12 @@ def _list(ctx: typer.Context) -> None:
     """List the worlds, one line each."""
     if ctx.invoked_subcommand is not None:
         return
-    from emergelab.worlds import WORLDS
-
     table = Table(show_header=True, header_style="bold")
     table.add_column("world")
     table.add_column("what it is")
     for name, cls in sorted(WORLDS.items()):
         table.add_row(name, cls.summary)
-    console.print(table)
+    stdout.print(table)
 
 
 @worlds_app.command("show")
@@ -40,10 +42,6 @@ def show(
     seq_len: int = typer.Option(32, "--seq-len", help="Length of the sample blocks and latent sequences."),
 ) -> None:
     """Print sample documents, a sample task and latent labels of a world."""
-    from emergelab.errors import UserError
-    from emergelab.spec import apply_override, validate
-    from emergelab.worlds import WORLDS, world_for_spec
-
     if name not in WORLDS:
         raise UserError(f"unknown world {name!r}; allowed: {', '.join(sorted(WORLDS))}")
     args: dict = {}
@@ -55,7 +53,7 @@ def show(
                      "train": {"seq_len": seq_len}, **top, "ladder": [{"name": "x", "n_layer": 1, "d_model": 8, "n_head": 1}]},
                     "--set")
     world = world_for_spec(spec, echo=lambda line: console.print(escape(line)))
-    out = console.print
+    out = stdout.print
     info = world.describe()  # text: reads the corpus first, so its summary line comes before the samples
     out(f"[bold]{name}[/]: {escape(world.summary)}")
     out(f"parameters: {escape(str(spec.world_args))}")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emergelab.worlds.base import SPECIAL_TOKENS
+#: Special tokens every tokenizer of a symbol world starts with, in this order (ids 0..6).
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"]
 
 
 def symbol_tokenizer(symbols: list[str]):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emergelab.evaluate.model import full_logits, masked_parts
 from emergelab.evaluate.scoring import TokenScores, _batches, _pad, _scores, _split
+from emergelab.evaluate.vocab_head import full_logits, masked_parts
 
 
 @dataclass

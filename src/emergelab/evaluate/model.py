@@ -1,41 +1,44 @@
 """The model under evaluation: a causal or masked Hugging Face model with its tokenizer and heads.
 
 Outside a study any local ``save_pretrained`` directory loads (safetensors only, never remote code
-unless asked); inside a study a verified checkpoint does. The vocabulary head is split from the body
-so that scorers compute logits only at the positions they read.
+unless asked); inside a study a verified checkpoint does.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from emergelab.errors import UserError
+from emergelab.evaluate import masked, scoring
+from emergelab.models.checkpoint import quiet_transformers
+from emergelab.models.local import check_model_dir, load_config_and_tokenizer, load_pretrained, model_name
 
 Kind = Literal["causal", "masked"]
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
 _MASKED_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
                  "mpnet", "camembert", "modernbert", "megatron-bert", "ernie", "xlm", "flaubert"}
-#: causal models whose logits are not ``lm_head(last_hidden_state)`` (soft-capping, scaling)
-_POSTPROCESSED = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale", "logits_scaling")
 
 
 @dataclass
 class LanguageModel:
-    """A loaded model ready for scoring."""
+    """A loaded model ready for scoring: the interface evaluation talks to (lm-evaluation-harness's ``LM``).
+
+    ``CausalLM`` and ``MaskedLM`` implement what differs — which output types they serve, how text is
+    encoded, how a request is wrapped and cut to the context — so no scorer asks which kind it holds.
+    """
 
     model: torch.nn.Module
     tokenizer: Any
-    kind: Kind
     max_length: int
     name: str = "model"
     manifest: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     #: masked models trained on ``[CLS] A [SEP] B [SEP]`` rows (NSP): world tasks are wrapped the same way
     wrap_world: bool = False
+    kind: ClassVar[Kind]
 
     @property
     def mask_id(self) -> int:
@@ -68,6 +71,123 @@ class LanguageModel:
     def n_params(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.model.parameters()}.values())
 
+    # ---- what differs between the families
+
+    def default_output_type(self, has_choices: bool) -> str:
+        raise NotImplementedError
+
+    def check_output_type(self, output_type: str, task: str) -> None:
+        """Raise a one-line UserError for an output type this family cannot serve."""
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def empty_context(self) -> list[int]:
+        """What an empty prompt becomes."""
+        raise NotImplementedError
+
+    @property
+    def wraps(self) -> bool:
+        """Whether requests are wrapped as ``[CLS] … [SEP]``."""
+        return False
+
+    def around(self, left: list[int], right: list[int]) -> tuple[list[int], list[int]]:
+        if not self.wraps:
+            return left, right
+        return [self.tokenizer.cls_token_id] + left, right + [self.tokenizer.sep_token_id]
+
+    def fit(self, item, *, longest: int, gen_room: int | None) -> bool:
+        """Cut ``item``'s context (oldest tokens first) to fit the model; whether anything was cut."""
+        raise NotImplementedError
+
+    def score_choices(self, items, *, batch_size: int) -> list:
+        """TokenScores of every choice of every multiple-choice item."""
+        raise NotImplementedError
+
+
+class CausalLM(LanguageModel):
+    """A left-to-right model: log-likelihoods, greedy generation and multiple choice."""
+
+    kind: ClassVar[Kind] = "causal"
+
+    def default_output_type(self, has_choices: bool) -> str:
+        return "multiple_choice" if has_choices else "generate"
+
+    def check_output_type(self, output_type: str, task: str) -> None:
+        if output_type == "cloze":
+            raise UserError(f"task {task} is a cloze task, which needs a masked model (BERT-like), but {self.name} is causal; "
+                            "use output_type loglikelihood, generate or multiple_choice")
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text))
+
+    def empty_context(self) -> list[int]:
+        if self.prefix_id is None:
+            raise UserError(f"{self.name}'s tokenizer has neither BOS nor EOS to stand for an empty prompt; give the task a doc_to_text")
+        return [self.prefix_id]
+
+    def fit(self, item, *, longest: int, gen_room: int | None) -> bool:
+        item.context, c1 = fit_left(item.context, self.max_length + 1 - longest)
+        c2 = False
+        if gen_room is not None:  # generation: room for the answer, as lm-eval keeps max_length − max_gen_toks
+            item.gen_context, c2 = fit_left(item.gen_context, gen_room)
+        return c1 or c2
+
+    def score_choices(self, items, *, batch_size: int) -> list:
+        return scoring.score_choices(self.model, [(it.context, it.choices) for it in items], batch_size=batch_size,
+                                     pad_id=self.pad_id)
+
+
+class MaskedLM(LanguageModel):
+    """A bidirectional model: cloze (targets masked) and multiple choice by pseudo-log-likelihood."""
+
+    kind: ClassVar[Kind] = "masked"
+
+    def default_output_type(self, has_choices: bool) -> str:
+        return "multiple_choice" if has_choices else "cloze"
+
+    def check_output_type(self, output_type: str, task: str) -> None:
+        if output_type in ("loglikelihood", "generate"):
+            raise UserError(f"task {task} has output_type {output_type}, which needs a causal model, but {self.name} is masked; "
+                            "use output_type cloze or multiple_choice")
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def empty_context(self) -> list[int]:
+        return []
+
+    @property
+    def wraps(self) -> bool:
+        return self.tokenizer.cls_token_id is not None and self.tokenizer.sep_token_id is not None
+
+    def fit(self, item, *, longest: int, gen_room: int | None) -> bool:
+        keep = 1 if self.wraps and item.left[:1] == [self.tokenizer.cls_token_id] else 0
+        item.left, cut = fit_left(item.left, self.max_length - longest - len(item.right), keep)
+        return cut
+
+    def score_choices(self, items, *, batch_size: int) -> list:
+        return masked.score_masked_choices(self.model, [(it.left, it.choices, it.right) for it in items],
+                                           mask_id=self.mask_id, batch_size=batch_size, pad_id=self.pad_id)
+
+
+def fit_left(ctx: list[int], room: int, keep_first: int = 0) -> tuple[list[int], bool]:
+    """Drop the oldest context tokens so that at most ``room`` remain (keeping ``keep_first``, e.g. [CLS])."""
+    if len(ctx) <= room:
+        return ctx, False
+    if room <= keep_first:
+        raise UserError(f"an answer leaves no room for the prompt within the model's context ({room} tokens); shorten the task's answers")
+    return ctx[:keep_first] + ctx[len(ctx) - (room - keep_first):], True
+
+
+FAMILIES: dict[str, type[LanguageModel]] = {"causal": CausalLM, "masked": MaskedLM}
+
+
+def language_model(model, tokenizer, *, causal: bool, **kwargs) -> LanguageModel:
+    """A study checkpoint (or any loaded model) behind the evaluation interface."""
+    return (CausalLM if causal else MaskedLM)(model, tokenizer, **kwargs)
+
 
 def kind_of(config) -> Kind:
     """Causal or masked, from the config's architectures and model type."""
@@ -89,51 +209,21 @@ def max_length_of(config, tokenizer) -> int:
     return min(vals) if vals else 2048
 
 
-def check_model_dir(path: Path) -> None:
-    """Config, safetensors weights and a tokenizer must be there; anything else is one line of advice."""
-    if not path.is_dir():
-        raise UserError(f"model directory {path} does not exist; pass a directory written by save_pretrained")
-    if not (path / "config.json").exists():
-        raise UserError(f"{path} has no config.json; pass a directory written by save_pretrained")
-    if not list(path.glob("*.safetensors")):
-        if list(path.glob("pytorch_model*.bin")) or list(path.glob("*.pt")) or list(path.glob("*.pth")):
-            raise UserError(f"{path} has only pickle weights (pytorch_model.bin), which emergelab never loads; convert them once, "
-                            "in a trusted environment, with AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)")
-        if list(path.glob("*.gguf")):
-            raise UserError(f"{path} has only GGUF weights; load them once with from_pretrained(dir, gguf_file=...) and save_pretrained a safetensors copy")
-        raise UserError(f"{path} has no *.safetensors weights; pass a directory written by save_pretrained")
-    if not any((path / f).exists() for f in _TOKENIZER_FILES):
-        raise UserError(f"{path} has no tokenizer (tokenizer.json or vocab files); save it there with tokenizer.save_pretrained(dir)")
-
-
 def load_model_dir(path: str | Path, *, trust_remote_code: bool = False, dtype: str = "float32") -> LanguageModel:
     """Load any local Hugging Face model directory for evaluation (safetensors only)."""
-    from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining,
-                              AutoTokenizer)
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining
 
-    path = Path(path).expanduser().resolve()
-    check_model_dir(path)
+    path = check_model_dir(path)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(dtype)
     if torch_dtype is None:
         raise UserError(f"--dtype {dtype!r} is not supported; use float32 or bfloat16")
-    from emergelab.train.checkpoint import quiet_transformers
-
     quiet_transformers()
-    try:
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    except Exception as exc:  # noqa: BLE001 — unreadable config/tokenizer: one line
-        hint = "; pass --trust-remote-code only if you trust its code" if "trust_remote_code" in str(exc) else ""
-        raise UserError(f"cannot load {path} ({type(exc).__name__}: {str(exc)[:150]}){hint}") from None
+    config, tokenizer = load_config_and_tokenizer(path, trust_remote_code=trust_remote_code)
     kind = kind_of(config)
     archs = list(getattr(config, "architectures", None) or [])
     cls = AutoModelForCausalLM if kind == "causal" else (
         AutoModelForPreTraining if any(a.endswith("ForPreTraining") for a in archs) else AutoModelForMaskedLM)
-    try:
-        model, info = cls.from_pretrained(str(path), use_safetensors=True, trust_remote_code=trust_remote_code,
-                                          dtype=torch_dtype, output_loading_info=True)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"cannot load the model in {path} as {cls.__name__} ({type(exc).__name__}: {str(exc)[:150]})") from None
+    model, info = load_pretrained(cls, path, trust_remote_code=trust_remote_code, dtype=torch_dtype, output_loading_info=True)
     model.eval()
     warnings = []
     missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
@@ -143,41 +233,5 @@ def load_model_dir(path: str | Path, *, trust_remote_code: bool = False, dtype: 
     manifest = {}
     if (path / "checkpoint.json").exists():
         manifest = json.loads((path / "checkpoint.json").read_text(encoding="utf-8"))
-    generic = {"model", "models", "checkpoint", "final", "hf", "weights"}  # .../minilm/model -> minilm
-    name = path.parent.name if path.name.lower() in generic and path.parent.name else path.name
-    return LanguageModel(model, tokenizer, kind, max_length_of(config, tokenizer), name=name,
-                         manifest=manifest, warnings=warnings)
-
-
-def causal_parts(model) -> tuple[Callable, Callable] | None:
-    """(body, head) with ``head(body(ids).last_hidden_state) == model(ids).logits``, or None when the
-    model post-processes its logits (then scorers fall back to the full forward)."""
-    cfg = model.config
-    if any(getattr(cfg, a, None) not in (None, 1, 1.0) for a in _POSTPROCESSED):
-        return None
-    head = model.get_output_embeddings()
-    body = getattr(model, "base_model", None)
-    if not isinstance(head, torch.nn.Linear) or body is None or body is model:
-        return None
-    return body, head
-
-
-def masked_parts(model) -> tuple[Callable, Callable] | None:
-    """(body, vocabulary head) of a masked LM (BERT-style ``cls.predictions`` or RoBERTa-style
-    ``lm_head``), or None (scorers then use the full forward's logits)."""
-    body = getattr(model, "base_model", None)
-    if body is None or body is model:
-        return None
-    cls = getattr(model, "cls", None)
-    if cls is not None and hasattr(cls, "predictions"):
-        return body, cls.predictions
-    if hasattr(model, "lm_head") and model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
-        return body, model.lm_head
-    return None
-
-
-def full_logits(model, **inputs) -> torch.Tensor:
-    """Vocabulary logits of a forward pass, whatever the output class calls them."""
-    out = model(**inputs)
-    logits = getattr(out, "logits", None)
-    return out.prediction_logits if logits is None else logits
+    return FAMILIES[kind](model, tokenizer, max_length_of(config, tokenizer), name=model_name(path),
+                          manifest=manifest, warnings=warnings)

@@ -24,10 +24,10 @@ import numpy as np
 
 from emergelab.evaluate import metrics as M
 from emergelab.evaluate.docs import TaskData
-from emergelab.evaluate.masked import pseudo_loglik, score_masked, score_masked_choices
+from emergelab.evaluate.masked import pseudo_loglik, score_masked
 from emergelab.evaluate.model import LanguageModel
 from emergelab.evaluate.requests import Item, build_items, resolve_output_type
-from emergelab.evaluate.scoring import TokenScores, greedy_generate, score_choices, score_continuations
+from emergelab.evaluate.scoring import TokenScores, greedy_generate, score_continuations
 from emergelab.evaluate.taskspec import TaskSpec
 from emergelab.measurements import CHANCE_PREFIX
 
@@ -68,10 +68,7 @@ def score_items(lm: LanguageModel, spec: TaskSpec, items: list[Item], output_typ
     kw = {"batch_size": batch_size, "pad_id": lm.pad_id}
     norm = any(m.metric == "acc_norm" for m in spec.metric_list or [])
     if output_type == "multiple_choice":
-        if lm.kind == "causal":
-            scored = score_choices(lm.model, [(it.context, it.choices) for it in items], **kw)
-        else:
-            scored = score_masked_choices(lm.model, [(it.left, it.choices, it.right) for it in items], mask_id=lm.mask_id, **kw)
+        scored = lm.score_choices(items, batch_size=batch_size)
         return [choice_metrics(s, it, norm) for s, it in zip(scored, items)]
     if output_type == "cloze":
         trip = [(it.left, it.target, it.right) for it in items]

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from emergelab.evaluate.model import causal_parts
+from emergelab.evaluate.vocab_head import causal_parts
 
 
 @dataclass
@@ -129,7 +129,7 @@ def score_choices(model, items: list[tuple[list[int], list[list[int]]]], *, batc
         f_vals = _scores(first_logits[torch.tensor(rows)], torch.tensor(firsts))
         per = {}
         k = 0
-        for r, i in enumerate(idx):
+        for i in idx:
             for c in range(len(items[i][1])):
                 per[(i, c)] = [(f_vals[0][k], f_vals[1][k], f_vals[2][k])]
                 k += 1

@@ -4,37 +4,34 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from emergelab.errors import UserError
 from emergelab.evaluate.docs import load_task_data
-from emergelab.evaluate.model import LanguageModel, load_model_dir
+from emergelab.evaluate.model import LanguageModel, MaskedLM, load_model_dir
 from emergelab.evaluate.runner import plan_task, run_plan
 from emergelab.evaluate.taskspec import TaskSpec, builtin_tasks, expand_world_tasks, load_task_file, world_task_spec
 from emergelab.evaluate.templates import check_documents
 from emergelab.io import atomic_write_json, read_json
+from emergelab.layout import Layout
 from emergelab.measurements import make_frame, write_part
+from emergelab.spec import parse
 
 
 def study_data_dir(model_dir: Path) -> Path | None:
     """``<study>/data`` when ``model_dir`` is a study checkpoint (``runs/<rung>/checkpoints/step-N``)."""
-    model_dir = Path(model_dir).resolve()
-    if (model_dir / "checkpoint.json").exists() and len(model_dir.parents) > 3:
-        data = model_dir.parents[3] / "data"
-        if (data / "manifest.json").exists():
-            return data
-    return None
+    lay = Layout.owner_of(model_dir)
+    return lay.data if lay is not None and lay.data_dir.exists() else None
 
 
 def trains_nsp(model_dir: Path) -> bool:
     """Whether ``model_dir`` is a checkpoint of a study whose objectives include NSP."""
-    import yaml
-
-    spec = Path(model_dir).resolve().parents[3] / "study.yaml" if len(Path(model_dir).resolve().parents) > 3 else None
-    if spec is None or not (Path(model_dir) / "checkpoint.json").exists() or not spec.exists():
+    lay = Layout.owner_of(model_dir)
+    if lay is None:
         return False
     try:
-        return "nsp" in (yaml.safe_load(spec.read_text()) or {}).get("objectives", [])
-    except (OSError, yaml.YAMLError):
+        return "nsp" in parse(yaml.safe_load(lay.spec.read_text()) or {}, str(lay.spec)).objectives
+    except (OSError, yaml.YAMLError, UserError):
         return False
 
 
@@ -63,7 +60,7 @@ def evaluate_model(model_dir: str | Path, tasks: list[str], out: str | Path, *, 
     for s, d in zip(specs, datas):
         check_documents(s, d.docs + (d.fewshot_docs if not d.same_split else []))
     lm = load_model_dir(model_dir, trust_remote_code=trust_remote_code, dtype=dtype)
-    lm.wrap_world = lm.kind == "masked" and trains_nsp(Path(model_dir))
+    lm.wrap_world = isinstance(lm, MaskedLM) and trains_nsp(Path(model_dir))
     if on_model is not None:
         on_model(lm)
     shots = [s.shots(k_shot) for s in specs]

@@ -52,11 +52,11 @@ from emergelab.explain.fit import fit_models, select
 from emergelab.explain.latent import latent_leads, latent_onsets
 from emergelab.explain.nonlinearity import nonlinearity_tests
 from emergelab.explain.onset import estimate_onset, rise_of, x_of_t
-from emergelab.explain.options import ExplainOptions
 from emergelab.explain.scores import curve_scores
 from emergelab.explain.verdict import PARTNERS, VERDICTS, judge, metric_induced
 from emergelab.io import atomic_write_json
 from emergelab.measurements import conform, read_table
+from emergelab.spec.explain import ExplainOptions
 
 SCHEMA_VERSION = 1
 X_NAME = {"params": "n_params", "step": "step", "flops": "flops", "loss": "heldout_loss"}

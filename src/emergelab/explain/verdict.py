@@ -35,7 +35,7 @@ import numpy as np
 from emergelab.explain.curves import AXIS_LABEL, Curve
 from emergelab.explain.formulas import MODELS
 from emergelab.explain.onset import Onset, Rise, x_of_t
-from emergelab.explain.options import ExplainOptions
+from emergelab.spec.explain import ExplainOptions
 
 VERDICTS = ("smooth", "emergent", "metric-induced", "not learned", "insufficient data")
 PARTNERS = ("token_accuracy", "target_logprob_per_token", "target_logprob", "edit_distance", "brier")

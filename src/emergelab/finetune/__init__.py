@@ -1,7 +1,7 @@
 """Fine-tuning: full and parameter-efficient (LoRA, AdaLoRA, IA3, bottleneck adapters), with sample-efficiency sweeps.
 
-The names below are imported on first use: the study spec imports ``emergelab.finetune.options``
-and the study runner checks ``emergelab.finetune.stage`` for missing work, and neither may pay for
+The names below are imported on first use: the study spec imports ``emergelab.spec.finetune``
+and the study runner checks ``emergelab.stages.finetune`` for missing work, and neither may pay for
 importing torch, transformers and peft.
 """
 from __future__ import annotations

@@ -6,9 +6,11 @@ import json
 from dataclasses import asdict, dataclass
 
 from emergelab.errors import UserError
+from emergelab.spec.finetune import ADAPTER_KINDS, METHOD_NAMES
 
-METHOD_NAMES = ("full", "lora", "adalora", "ia3", "adapter")
-ADAPTER_KINDS = ("pfeiffer", "houlsby")
+#: each method's peak learning rate, for short runs (tens to hundreds of steps, as in sample-efficiency sweeps)
+DEFAULT_LR = {"full": 1e-4, "lora": 1e-3, "adalora": 1e-3, "ia3": 3e-3, "adapter": 1e-3}
+
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,7 @@ class FinetuneConfig:
 
     @property
     def learning_rate(self) -> float:
-        from emergelab.finetune.methods import METHODS
-
-        return self.lr if self.lr is not None else METHODS[self.method].default_lr
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
 
     def n_steps(self, n_train: int) -> int:
         """Optimizer steps for ``n_train`` labelled examples."""

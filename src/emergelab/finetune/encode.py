@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from emergelab.data.labelled import LabelledData
+from emergelab.corpus.labelled import LabelledData
 
 IGNORE = -100  # the label transformers' losses skip
 

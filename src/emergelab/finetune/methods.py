@@ -13,7 +13,7 @@ from torch import nn
 
 from emergelab.errors import UserError
 from emergelab.finetune.adapters import CONTAINER, add_bottleneck_adapters
-from emergelab.finetune.config import FinetuneConfig
+from emergelab.finetune.config import DEFAULT_LR, FinetuneConfig
 from emergelab.finetune.model_dir import HEAD_NAMES  # top-level names of transformers' classification heads
 
 
@@ -153,12 +153,11 @@ def _adapter(model, config, task, total_steps, new_modules):
 
 
 METHODS: dict[str, Method] = {
-    # peaks for short runs (tens to hundreds of steps, as in sample-efficiency sweeps)
-    "full": Method("full", 1e-4, False, False, _full),
-    "lora": Method("lora", 1e-3, True, True, _lora),
-    "adalora": Method("adalora", 1e-3, True, True, _adalora),
-    "ia3": Method("ia3", 3e-3, True, True, _ia3),
-    "adapter": Method("adapter", 1e-3, False, False, _adapter),
+    "full": Method("full", DEFAULT_LR["full"], False, False, _full),
+    "lora": Method("lora", DEFAULT_LR["lora"], True, True, _lora),
+    "adalora": Method("adalora", DEFAULT_LR["adalora"], True, True, _adalora),
+    "ia3": Method("ia3", DEFAULT_LR["ia3"], True, True, _ia3),
+    "adapter": Method("adapter", DEFAULT_LR["adapter"], False, False, _adapter),
 }
 
 

@@ -10,8 +10,9 @@ from typing import Iterator
 
 from emergelab.errors import UserError
 from emergelab.io import sha256_file
+from emergelab.models.local import check_model_dir as check_local_dir
+from emergelab.models.local import model_name
 
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
 #: model types whose sequence head reads the last token: they need a pad token to find it
 CAUSAL_TYPES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "phi", "phi3", "opt", "gptj", "olmo", "smollm3")
 
@@ -58,30 +59,9 @@ def weights_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _model_name(path: Path) -> str:
-    """The directory's name, or its parent's when the name is generic (``.../minilm/model``)."""
-    generic = {"model", "models", "checkpoint", "final", "hf", "weights"}
-    return path.parent.name if path.name.lower() in generic and path.parent.name else path.name
-
-
 def check_model_dir(path: str | Path) -> BaseModel:
     """Validate a model directory (config, safetensors weights, tokenizer) and describe it."""
-    path = Path(path).expanduser().resolve()
-    if not path.is_dir():
-        raise UserError(f"model directory {path} does not exist; pass a directory made by save_pretrained (or an emergelab checkpoint)")
-    if not (path / "config.json").exists():
-        raise UserError(f"{path} has no config.json; pass a directory made by save_pretrained")
-    if not list(path.glob("*.safetensors")):
-        if list(path.glob("pytorch_model*.bin")) or list(path.glob("*.pt")):
-            raise UserError(
-                f"{path} has only pickle weights (pytorch_model.bin), which emergelab does not load; convert them once with "
-                "`AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)` in a trusted environment"
-            )
-        if list(path.glob("*.gguf")):
-            raise UserError(f"{path} has only GGUF weights; load them once with from_pretrained(dir, gguf_file=...) and save_pretrained to a new directory")
-        raise UserError(f"{path} has no model.safetensors; pass a directory made by save_pretrained")
-    if not any((path / f).exists() for f in _TOKENIZER_FILES):
-        raise UserError(f"{path} has no tokenizer (tokenizer.json or vocab files); save the tokenizer into it with tokenizer.save_pretrained(dir)")
+    path = check_local_dir(path)
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -95,7 +75,7 @@ def check_model_dir(path: str | Path) -> BaseModel:
         raise UserError(f"checkpoint {path} is corrupted (weights sha256 differs from checkpoint.json); re-run `emergelab study` to redo it")
     return BaseModel(
         path=str(path), model_type=str(config.get("model_type", "")), weights_sha256=digest,
-        rung=str(manifest.get("rung") or _model_name(path)), step=int(manifest.get("step", 0)),
+        rung=str(manifest.get("rung") or model_name(path)), step=int(manifest.get("step", 0)),
         tokens=int(manifest.get("tokens_seen", 0)), flops=float(manifest.get("flops", 0.0)),
         n_params=int(manifest.get("n_params", 0)),
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emergelab.data.labelled import LabelledData
+from emergelab.corpus.labelled import LabelledData
 from emergelab.errors import UserError
 from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.encode import IGNORE, encode

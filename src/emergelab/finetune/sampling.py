@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from emergelab.data.labelled import LabelledData
+from emergelab.corpus.labelled import LabelledData
 from emergelab.errors import UserError
 
 SPLIT_SEED = 0

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from emergelab.data.labelled import LabelledData
+from emergelab.corpus.labelled import LabelledData
 from emergelab.errors import UserError
 from emergelab.finetune.adapters import CONTAINER, add_bottleneck_adapters
 from emergelab.finetune.config import FinetuneConfig

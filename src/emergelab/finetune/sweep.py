@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from emergelab.data.labelled import LabelledData
+from emergelab.corpus.labelled import LabelledData
 from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.model_dir import check_model_dir
 from emergelab.finetune.run import ROWS, data_digest, data_name_of, prepare_splits, run_one, spec_digest
@@ -70,9 +70,8 @@ def finetune_sweep(
                 if on_run is not None:
                     on_run(rec)
     if out is not None:
-        from emergelab.measurements import combine_parts
-
         from emergelab.io import atomic_write_text
+        from emergelab.measurements import combine_parts
 
         everything = combine_parts(out / "runs", out / ROWS)  # this sweep's runs and any recorded earlier in OUT
         atomic_write_text(out / "summary.csv", summarize(everything).to_csv(index=False))

@@ -12,7 +12,7 @@ import torch
 
 from emergelab.io import atomic_write_bytes
 
-__all__ = ["extract_hidden", "extract_attentions", "eager_attention", "pool", "cached", "cache_path"]
+__all__ = ["extract_hidden", "extract_attentions", "eager_attention", "pool", "resolve_layers"]
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -72,7 +72,8 @@ def _forward(model, input_ids, attention_mask, token_type_ids, sl: slice, **flag
     return _body(model)(**kwargs, use_cache=False, return_dict=True, **flags)
 
 
-def _resolve_layers(layers: Sequence[int] | None, n_sites: int) -> list[int]:
+def resolve_layers(layers: Sequence[int] | None, n_sites: int) -> list[int]:
+    """Site indices 0..n_sites−1 (0 = embeddings; negative counts from the last layer); ValueError if out of range."""
     if layers is None:
         return list(range(n_sites))
     bad = [i for i in layers if not -n_sites <= int(i) < n_sites]
@@ -116,7 +117,7 @@ def extract_hidden(
             hidden = _forward(model, input_ids, attention_mask, token_type_ids, sl, output_hidden_states=True).hidden_states
             if out is None:
                 n_sites = len(hidden)
-                keep = _resolve_layers(layers, n_sites)
+                keep = resolve_layers(layers, n_sites)
                 d_model = hidden[0].shape[-1]
                 out = np.empty((len(keep), n_seq, n_tok, d_model), dtype=np.float16)
             for k, i in enumerate(keep):
@@ -177,29 +178,3 @@ def pool(hidden: np.ndarray, attention_mask: np.ndarray | None = None, how: str 
         weights = mask / np.maximum(mask.sum(-1, keepdims=True), 1.0)  # [B, T]
         return np.einsum("...btd,bt->...bd", hidden.astype(np.float32), weights)
     raise ValueError(f"unknown pooling {how!r}; expected one of mean, first, last")
-
-
-def cache_path(root: str | Path, *, weights_sha256: str, site: str, probe_set: str) -> Path:
-    """Where ``cached`` keeps the activations of one checkpoint at one site on one probe set."""
-    safe = lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", str(s))  # noqa: E731
-    return Path(root) / safe(weights_sha256)[:16] / f"{safe(site)}__{safe(probe_set)}.npy"
-
-
-def cached(path: str | Path, fn: Callable[[], np.ndarray], *, dtype=np.float16) -> np.ndarray:
-    """Load the array at ``path``, or compute it with ``fn()``, store it (as ``dtype``, atomically) and return it.
-
-    A file that cannot be read (truncated by a crash before atomic writes, or foreign) is recomputed.
-    """
-    path = Path(path)
-    if path.exists():
-        try:
-            return np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError):
-            pass
-    array = np.asarray(fn())
-    if dtype is not None:
-        array = array.astype(dtype, copy=False)
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
-    return array

@@ -9,39 +9,23 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from emergelab.errors import UserError
-from emergelab.probe.activations import extract_hidden, pool
+from emergelab.models.local import check_model_dir, load_config_and_tokenizer, load_pretrained
+from emergelab.probe.activations import extract_hidden, pool, resolve_layers
 from emergelab.probe.linear import probe_layer, probe_rows
 
 __all__ = ["load_local_model", "Features", "tag_features", "classify_features", "probe_features", "probe_labelled"]
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")
-
-
-def load_local_model(model_dir: str | Path):
-    """``(model, tokenizer)`` from a local directory: safetensors weights only, no remote code, eval mode.
+def load_local_model(model_dir: str | Path, *, trust_remote_code: bool = False):
+    """``(model, tokenizer)`` from a local directory: safetensors weights only, eval mode.
 
     ``AutoModel`` gives the transformer body (an LM head, if saved, is not needed for activations).
     """
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise UserError(f"model directory {path} does not exist; pass a local Hugging Face model directory (config.json, *.safetensors, tokenizer files)")
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path} has no config.json, so it is not a Hugging Face model directory; save one with model.save_pretrained(dir)")
-    if not any(path.glob("*.safetensors")):
-        raise UserError(f"{path} has no *.safetensors weights; emergelab loads safetensors only (never pickle): re-save with model.save_pretrained(dir)")
-    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
-        raise UserError(f"{path} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...); save the tokenizer there with tokenizer.save_pretrained(dir)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except Exception as exc:  # transformers raises many types here; the user needs one line
-        raise UserError(f"cannot load the tokenizer in {path} ({type(exc).__name__}: {exc})") from None
-    try:
-        model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
-    except Exception as exc:
-        raise UserError(f"cannot load the model in {path} ({type(exc).__name__}: {exc})") from None
+    path = check_model_dir(model_dir)
+    _, tokenizer = load_config_and_tokenizer(path, trust_remote_code=trust_remote_code)
+    model = load_pretrained(AutoModel, path, trust_remote_code=trust_remote_code)
     if torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()
@@ -82,12 +66,11 @@ def _n_sites(model) -> int:
 
 
 def _resolve(layers: Sequence[int] | None, n_sites: int) -> list[int]:
-    if layers is None:
-        return list(range(n_sites))
-    bad = [i for i in layers if not -n_sites <= i < n_sites]
-    if bad:
-        raise UserError(f"--layers {bad} out of range: this model has layers 0..{n_sites - 1} (0 = embeddings)")
-    return sorted({i % n_sites for i in layers})
+    try:
+        return sorted(set(resolve_layers(layers, n_sites)))
+    except ValueError:
+        bad = [i for i in layers if not -n_sites <= i < n_sites]
+        raise UserError(f"--layers {bad} out of range: this model has layers 0..{n_sites - 1} (0 = embeddings)") from None
 
 
 def tag_features(model, tokenizer, tokens: Sequence[Sequence[str]], labels: Sequence[Sequence[Any]], *,

@@ -95,11 +95,12 @@ def headline(expl: dict) -> str:
     return "<ul class='headline'>" + "".join(items) + "</ul>"
 
 
-def build_report(study_dir: str | Path) -> Path:
+def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
+    """Write ``report/index.html`` from the study's measurements and explanations (``spec_text``: the
+    resolved spec as YAML, shown in the study section)."""
     lay = Layout(Path(study_dir))
     df = read_table(lay.measurements)
     expl = read_json(lay.explanations) if lay.explanations.exists() else {}
-    spec_text = lay.spec.read_text() if lay.spec.exists() else ""
     timings = read_json(lay.timings) if lay.timings.exists() else {}
     fits = _fit_curves(expl)
     sections = []

@@ -19,6 +19,15 @@ TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "m
                     "aim": "aim", "clearml": "clearml", "dvclive": "dvclive"}
 
 
+def launched_processes() -> int:
+    """How many processes a launcher (``accelerate launch``, torchrun) started (1 when run directly)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def check_trackers(names: list[str]) -> None:
     """A requested tracker whose package is missing is a one-line error naming the fix."""
     for name in names:
@@ -55,8 +64,6 @@ def make_accelerator(trackers: list[str], logs: Path):
     """An Accelerator on the launched device(s); trackers other than TensorBoard (which the loop writes
     itself, so that a resumed run can purge the steps it redoes) go through accelerate."""
     from accelerate import Accelerator
-
-    from emergelab.train.launch import launched_processes
 
     check_trackers(trackers)
     if requested := requested_kind():

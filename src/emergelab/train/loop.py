@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from emergelab.corpus.prepare import load_train
 from emergelab.corpus.tokenizer import load_tokenizer
 from emergelab.errors import UserError
-from emergelab.io import atomic_write_text, read_json
+from emergelab.io import atomic_write_text
 from emergelab.layout import Layout
 from emergelab.measurements import write_part
-from emergelab.models import build_model, count_params, flops_per_token, initialise
+from emergelab.models import checkpoint as ckpt
+from emergelab.models.build import build_model, count_params, flops_per_token
+from emergelab.models.init import initialise
 from emergelab.objectives import make_objective
-from emergelab.spec import StudySpec
-from emergelab.train import checkpoint as ckpt
+from emergelab.spec import Rung, StudySpec
 from emergelab.train.accel import check_divisible, make_accelerator, shard, take_rows, use_bf16
 from emergelab.train.schedule import lr_at
 from emergelab.train.state import load_state, save_state
@@ -98,160 +99,214 @@ def _read_log(path: Path, upto: int) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
-def train_rung(root: str, rung_name: str, progress=None) -> dict:
+@dataclass
+class RungRun:
+    """What one rung's training loop holds between its steps."""
+
+    spec: StudySpec
+    lay: Layout
+    rung: Rung
+    acc: Any
+    tok: Any
+    rows: dict
+    mine: slice
+    valid: set[int]
+    start: int = 0
+    state_step: int = -1
+    model: torch.nn.Module | None = None
+    step_module: torch.nn.Module | None = None
+    objective: Any = None
+    opt: torch.optim.Optimizer | None = None
+    bf16: bool = False
+    base: dict = field(default_factory=dict)
+
+    @property
+    def per_step(self) -> int:
+        return self.spec.train.batch_size * self.spec.train.grad_accum
+
+
+def train_rung(spec: StudySpec, lay: Layout, rung_name: str, progress=None) -> dict:
     """Train (or resume, or skip) one rung; returns a summary.
 
     ``progress(rung, step, total, loss, tokens_per_s)`` is called on the main process at log steps.
     """
-    lay = Layout(Path(root))
-    spec = StudySpec.model_validate(_load_spec(lay))
-    rung = next(r for r in spec.ladder if r.name == rung_name)
     t = spec.train
     torch.set_num_threads(t.threads)
-    if not (lay.data / "manifest.json").exists():
+    run = _open(spec, lay, spec.rung(rung_name))
+    missing = [s for s in spec.checkpoint_steps() if s not in run.valid]
+    run.acc.wait_for_everyone()  # every process has looked before the main one writes anything
+    if not missing and lay.part("train", rung_name).exists():
+        return {"rung": rung_name, "status": "done"}
+    _build(run, missing)
+    log_path = lay.logs(rung_name) / "train.jsonl"
+    tb = _start_logs(run, log_path, progress)
+    run.step_module.train()
+    t0, tokens_done = time.perf_counter(), 0
+    with open(log_path, "a") if run.acc.is_main_process else contextlib.nullcontext() as log:
+        for step in range(run.start, t.steps + 1):
+            if step in spec.checkpoint_steps():
+                _checkpoint(run, step)
+            if step == t.steps:
+                break
+            losses, lr, gnorm = _step(run, step)
+            tokens_done += run.per_step * t.seq_len
+            if step % t.log_every == 0 or step == t.steps - 1:
+                rate = tokens_done / max(time.perf_counter() - t0, 1e-9)
+                _log(run, log, tb, step, _mean_over_processes(run, losses), lr, gnorm, rate, progress)
+    _finish(run, log_path, tb)
+    return {"rung": rung_name, "status": "trained", "from_step": run.start}
+
+
+def _open(spec: StudySpec, lay: Layout, rung: Rung) -> RungRun:
+    """The prepared data, the accelerator and the checkpoints already valid."""
+    t = spec.train
+    if not lay.data_dir.exists():
         raise UserError(f"{lay.root} has no prepared data; run `emergelab prepare --out {lay.root}` (or `emergelab study`) first")
-    data_manifest = read_json(lay.data / "manifest.json")
-    tok = load_tokenizer(lay.data / "tokenizer")
-    rows = load_train(lay.data)
+    rows = lay.data_dir.train_rows()
     per_step = t.batch_size * t.grad_accum
     if rows["input_ids"].shape[0] < t.steps * per_step:
         raise UserError(f"{lay.data} holds {rows['input_ids'].shape[0]} training rows but {t.steps} steps need "
                         f"{t.steps * per_step}; delete {lay.data} and re-run `emergelab prepare`")
-    ckpt_steps = spec.checkpoint_steps()
-    root_ck = lay.checkpoints(rung.name)
     acc = make_accelerator(t.trackers, lay.logs(rung.name))
-    main = acc.is_main_process
     check_divisible(t.batch_size, acc.num_processes)
-    mine = shard(t.batch_size, acc.num_processes, acc.process_index)
+    steps = spec.checkpoint_steps()
+    valid = {s for s, p in ckpt.list_checkpoints(lay.checkpoints(rung.name)).items() if s in steps and ckpt.is_valid(p)}
+    return RungRun(spec, lay, rung, acc, load_tokenizer(lay.data_dir.tokenizer), rows,
+                   shard(t.batch_size, acc.num_processes, acc.process_index), valid)
 
-    valid = {s for s, p in ckpt.list_checkpoints(root_ck).items() if s in ckpt_steps and ckpt.is_valid(p)}
-    missing = [s for s in ckpt_steps if s not in valid]
-    acc.wait_for_everyone()  # every process has looked before the main one writes anything
-    if not missing and lay.part("train", rung.name).exists():
-        return {"rung": rung.name, "status": "done"}
 
-    model = build_model(rung, vocab_size=data_manifest["vocab_size"], seq_len=t.seq_len, causal=spec.causal,
-                        pad_token_id=tok.pad_token_id)
+def _build(run: RungRun, missing: list[int]) -> None:
+    """Model, initialisation, resumed weights, optimizer and RNG, in the order that makes resume exact."""
+    spec, t, rung = run.spec, run.spec.train, run.rung
+    manifest = run.lay.data_dir.manifest()
+    model = build_model(rung, vocab_size=manifest["vocab_size"], seq_len=t.seq_len, causal=spec.causal,
+                        pad_token_id=run.tok.pad_token_id)
     initialise(model, spec.init, seed=spec.seed)
     n_params, n_ne = count_params(model)
-    fpt = flops_per_token(n_ne, rung.n_layer, rung.d_model, t.seq_len)
-    start, state = 0, load_state(lay.state(rung.name))
+    state = load_state(run.lay.state(rung.name))
     if not missing:  # all checkpoints exist; only the measurement part is missing
-        start = t.steps
-    elif state and state["step"] in valid and state["step"] < min(missing):
-        start = state["step"]
-        ckpt.load_weights(model, ckpt.step_dir(root_ck, start))
+        run.start = t.steps
+    elif state and state["step"] in run.valid and state["step"] < min(missing):
+        run.start = state["step"]
+        ckpt.load_weights(model, run.lay.checkpoint(rung.name, run.start))
     if t.compile:
         compile_backbone(model)
-    objective = training_objective(spec, tok)
-    step_module = acc.prepare(StepModule(model, objective))
-    model = acc.unwrap_model(step_module).model
-    opt = make_optimizer(model, t)
-    if start and start < t.steps:
-        opt.load_state_dict(state["optimizer"])
+    run.objective = training_objective(spec, run.tok)
+    run.step_module = run.acc.prepare(StepModule(model, run.objective))
+    run.model = run.acc.unwrap_model(run.step_module).model
+    run.opt = make_optimizer(run.model, t)
+    if run.start and run.start < t.steps:
+        run.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
     else:
         torch.manual_seed(spec.seed)
-    state_step = state["step"] if state else -1
-    bf16 = use_bf16(t.bf16, acc.device)
+    run.state_step = state["step"] if state else -1
+    run.bf16 = use_bf16(t.bf16, run.acc.device)
+    run.base = {"run": f"{spec.name}/{rung.name}", "rung": rung.name, "n_params": n_params,
+                "n_params_nonembedding": n_ne, "spec_hash": spec.hash(), "data_order_hash": manifest["train_sha256"],
+                "flops_per_token": flops_per_token(n_ne, rung.n_layer, rung.d_model, t.seq_len),
+                "n_layer": rung.n_layer, "d_model": rung.d_model, "objectives": spec.objectives, "init": spec.init,
+                "global_batch": run.per_step, "seq_len": t.seq_len, "bf16": run.bf16}
 
-    log_path = lay.logs(rung.name) / "train.jsonl"
-    tb = None
-    if main:
-        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in _read_log(log_path, start)))
-        tb = _tensorboard(lay.logs(rung.name), start) if "tensorboard" in t.trackers else None
-        if acc.log_with:
-            acc.init_trackers(spec.name, config={"rung": rung.name, **rung.model_dump(), **t.model_dump(exclude={"trackers"})},
-                              init_kwargs={"wandb": {"name": rung.name}})
-        if progress is not None:
-            progress(rung.name, start, t.steps, None)
-    base = {"run": f"{spec.name}/{rung.name}", "rung": rung.name, "n_params": n_params,
-            "n_params_nonembedding": n_ne, "spec_hash": spec.hash(), "data_order_hash": data_manifest["train_sha256"],
-            "flops_per_token": fpt, "n_layer": rung.n_layer, "d_model": rung.d_model, "objectives": spec.objectives,
-            "init": spec.init, "global_batch": per_step, "seq_len": t.seq_len, "bf16": bf16}
-    step_module.train()
-    t0, tokens_done = time.perf_counter(), 0
-    with open(log_path, "a") if main else contextlib.nullcontext() as log:
-        for step in range(start, t.steps + 1):
-            if step in ckpt_steps:
-                path = ckpt.step_dir(root_ck, step)
-                if step not in valid:
-                    if main:
-                        tokens = step * per_step * t.seq_len
-                        ckpt.save_checkpoint(path, model, tok, {**base, "step": step, "tokens_seen": tokens,
-                                                                "flops": fpt * tokens})
-                        _invalidate_dependents(lay, rung.name, step)
-                    acc.wait_for_everyone()
-                    valid.add(step)
-                if main and step > state_step:
-                    save_state(lay.state(rung.name), step=step, optimizer=opt,
-                               weights_sha256=ckpt.read_manifest(path)["weights_sha256"])
-                    state_step = step
-            if step == t.steps:
-                break
-            lr = lr_at(step, lr=t.lr, warmup=t.warmup, total=t.steps, schedule=t.schedule)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            lo = step * per_step
-            step_rows = {k: v[lo:lo + per_step] for k, v in rows.items()}
-            full = objective.batch(step_rows if len(step_rows) > 1 else step_rows["input_ids"], step)
-            losses: dict[str, float] = {}
-            for micro in range(t.grad_accum):
-                part = slice(micro * t.batch_size + mine.start, micro * t.batch_size + mine.stop)
-                mb = take_rows(full, part, per_step, acc.device)
-                sync = contextlib.nullcontext() if micro == t.grad_accum - 1 else acc.no_sync(step_module)
-                with sync:
-                    with torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=bf16):
-                        loss, parts = step_module(mb)
-                    acc.backward(loss / t.grad_accum)
-                for k, v in parts.items():
-                    losses[k] = losses.get(k, 0.0) + v / t.grad_accum
-            gnorm = acc.clip_grad_norm_(step_module.parameters(), t.grad_clip if t.grad_clip > 0 else float("inf"))
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            tokens_done += per_step * t.seq_len
-            if step % t.log_every == 0 or step == t.steps - 1:
-                if acc.num_processes > 1:  # every process holds the loss of its shard
-                    names = list(losses)
-                    mean = acc.reduce(torch.tensor([losses[k] for k in names], device=acc.device), "mean")
-                    losses = dict(zip(names, mean.tolist()))
-                if main:
-                    rate = tokens_done / max(time.perf_counter() - t0, 1e-9)
-                    rec = {"step": step, **losses, "lr": lr, "grad_norm": float(gnorm),
-                           "tokens": step * per_step * t.seq_len, "tokens_per_s": rate}
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
-                    scalars = {f"train/{k}": v for k, v in rec.items() if k not in ("step", "tokens")}
-                    if tb is not None:
-                        for k, v in scalars.items():
-                            tb.add_scalar(k, v, step)
-                    if acc.log_with:
-                        acc.log(scalars, step=step)
-                    if progress is not None:
-                        progress(rung.name, step + 1, t.steps, losses.get("loss"), rate)
+
+def _start_logs(run: RungRun, log_path: Path, progress):
+    """Keep the log up to the resumed step; open TensorBoard (purging redone steps) and other trackers."""
+    spec, t, acc = run.spec, run.spec.train, run.acc
+    if not acc.is_main_process:
+        return None
+    atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in _read_log(log_path, run.start)))
+    tb = _tensorboard(run.lay.logs(run.rung.name), run.start) if "tensorboard" in t.trackers else None
+    if acc.log_with:
+        acc.init_trackers(spec.name, config={"rung": run.rung.name, **run.rung.model_dump(),
+                                             **t.model_dump(exclude={"trackers"})},
+                          init_kwargs={"wandb": {"name": run.rung.name}})
+    if progress is not None:
+        progress(run.rung.name, run.start, t.steps, None)
+    return tb
+
+
+def _checkpoint(run: RungRun, step: int) -> None:
+    """Write the step's checkpoint (unless it is valid already) and the resume state after it."""
+    path = run.lay.checkpoint(run.rung.name, step)
+    main = run.acc.is_main_process
+    if step not in run.valid:
+        if main:
+            tokens = step * run.per_step * run.spec.train.seq_len
+            ckpt.save_checkpoint(path, run.model, run.tok, {**run.base, "step": step, "tokens_seen": tokens,
+                                                            "flops": run.base["flops_per_token"] * tokens})
+        run.acc.wait_for_everyone()
+        run.valid.add(step)
+    if main and step > run.state_step:
+        save_state(run.lay.state(run.rung.name), step=step, optimizer=run.opt,
+                   weights_sha256=ckpt.read_manifest(path)["weights_sha256"])
+        run.state_step = step
+
+
+def _step(run: RungRun, step: int) -> tuple[dict[str, float], float, torch.Tensor]:
+    """One optimizer step on the step's rows: (losses, learning rate, gradient norm)."""
+    t, acc = run.spec.train, run.acc
+    lr = lr_at(step, lr=t.lr, warmup=t.warmup, total=t.steps, schedule=t.schedule)
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    lo = step * run.per_step
+    step_rows = {k: v[lo:lo + run.per_step] for k, v in run.rows.items()}
+    full = run.objective.batch(step_rows if len(step_rows) > 1 else step_rows["input_ids"], step)
+    losses: dict[str, float] = {}
+    for micro in range(t.grad_accum):
+        part = slice(micro * t.batch_size + run.mine.start, micro * t.batch_size + run.mine.stop)
+        mb = take_rows(full, part, run.per_step, acc.device)
+        sync = contextlib.nullcontext() if micro == t.grad_accum - 1 else acc.no_sync(run.step_module)
+        with sync:
+            with torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=run.bf16):
+                loss, parts = run.step_module(mb)
+            acc.backward(loss / t.grad_accum)
+        for k, v in parts.items():
+            losses[k] = losses.get(k, 0.0) + v / t.grad_accum
+    gnorm = acc.clip_grad_norm_(run.step_module.parameters(), t.grad_clip if t.grad_clip > 0 else float("inf"))
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    return losses, lr, gnorm
+
+
+def _mean_over_processes(run: RungRun, losses: dict[str, float]) -> dict[str, float]:
+    if run.acc.num_processes == 1:  # every process holds the loss of its shard
+        return losses
+    names = list(losses)
+    mean = run.acc.reduce(torch.tensor([losses[k] for k in names], device=run.acc.device), "mean")
+    return dict(zip(names, mean.tolist()))
+
+
+def _log(run: RungRun, log, tb, step: int, losses: dict, lr: float, gnorm, rate: float, progress) -> None:
+    if not run.acc.is_main_process:
+        return
+    rec = {"step": step, **losses, "lr": lr, "grad_norm": float(gnorm),
+           "tokens": step * run.per_step * run.spec.train.seq_len, "tokens_per_s": rate}
+    log.write(json.dumps(rec) + "\n")
+    log.flush()
+    scalars = {f"train/{k}": v for k, v in rec.items() if k not in ("step", "tokens")}
+    if tb is not None:
+        for k, v in scalars.items():
+            tb.add_scalar(k, v, step)
+    if run.acc.log_with:
+        run.acc.log(scalars, step=step)
+    if progress is not None:
+        progress(run.rung.name, step + 1, run.spec.train.steps, losses.get("loss"), rate)
+
+
+def _finish(run: RungRun, log_path: Path, tb) -> None:
+    """Close the trackers and write the rung's training rows (one per logged step and loss)."""
     if tb is not None:
         tb.close()
-    for tracker in acc.trackers:
+    for tracker in run.acc.trackers:
         tracker.finish()
-    if main:
-        rows_out = [{"study": spec.name, "rung": rung.name, "n_params": n_params, "step": r["step"],
+    if run.acc.is_main_process:
+        spec, fpt = run.spec, run.base["flops_per_token"]
+        rows_out = [{"study": spec.name, "rung": run.rung.name, "n_params": run.base["n_params"], "step": r["step"],
                      "tokens": r["tokens"], "flops": fpt * r["tokens"], "source": "train", "task": metric_of(k)[0],
-                     "metric": metric_of(k)[1], "value": r[k], "n": per_step, "seed": spec.seed}
-                    for r in _read_log(log_path, t.steps) for k in objective.names if k in r]
-        write_part(lay.part("train", rung.name), rows_out)
-    acc.wait_for_everyone()
-    return {"rung": rung.name, "status": "trained", "from_step": start}
-
-
-def _invalidate_dependents(lay: Layout, rung: str, step: int) -> None:
-    """A (re)written checkpoint makes the parts computed from its predecessor stale."""
-    for source in ("eval", "probe", "heads"):
-        p = lay.part(source, rung, step)
-        if p.exists():
-            p.unlink()
-    tuned = lay.parts / "finetune" / rung / f"step-{step:06d}"  # fine-tuning runs from this checkpoint
-    if tuned.exists():
-        shutil.rmtree(tuned)
+                     "metric": metric_of(k)[1], "value": r[k], "n": run.per_step, "seed": spec.seed}
+                    for r in _read_log(log_path, spec.train.steps) for k in run.objective.names if k in r]
+        write_part(run.lay.part("train", run.rung.name), rows_out)
+    run.acc.wait_for_everyone()
 
 
 def _tensorboard(log_dir: Path, start: int):
@@ -260,9 +315,3 @@ def _tensorboard(log_dir: Path, start: int):
     except ImportError:
         return None
     return SummaryWriter(str(log_dir), purge_step=start if start else None)
-
-
-def _load_spec(lay: Layout) -> dict:
-    import yaml
-
-    return yaml.safe_load(lay.spec.read_text())

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sys
 
+from emergelab.corpus.tokenizer import symbol_tokenizer
 from emergelab.worlds.arithmetic import ArithmeticWorld
-from emergelab.worlds.base import SPECIAL_TOKENS, LatentSet, TaskExample, TaskSet, World
+from emergelab.worlds.base import SPECIAL_TOKENS, LatentSet, TaskExample, TaskSet, World, rng_for
 from emergelab.worlds.concepts import ConceptsWorld
 from emergelab.worlds.induction import InductionWorld
 from emergelab.worlds.mixture import MixtureWorld
@@ -12,7 +13,7 @@ from emergelab.worlds.modular import ModularWorld
 from emergelab.worlds.parity import ParityWorld
 from emergelab.worlds.text import TextWorld
 
-#: name -> World class
+#: name -> World class (the same registry ``World.registry()`` gives the mixture world)
 WORLDS: dict[str, type[World]] = {w.name: w for w in [ConceptsWorld, ArithmeticWorld, InductionWorld, MixtureWorld,
                                                        ModularWorld, ParityWorld, TextWorld]}
 
@@ -23,8 +24,14 @@ def make_world(name: str, params: dict | None = None, seed: int = 0, **options) 
     return WORLDS[name](params, seed, **options)
 
 
+def world_tokenizer(world: World):
+    """The world's own tokenizer if it trains one (real text), else a symbol tokenizer."""
+    build = getattr(world, "build_tokenizer", None)
+    return build() if build is not None else symbol_tokenizer(world.symbols)
+
+
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    sys.stderr.write(line + "\n")  # progress and notes go to stderr, data to stdout
 
 
 def world_for_spec(spec, echo=_stderr) -> World:
@@ -36,4 +43,5 @@ def world_for_spec(spec, echo=_stderr) -> World:
     return make_world(spec.world, spec.world_args, spec.seed, **options)
 
 
-__all__ = ["WORLDS", "SPECIAL_TOKENS", "LatentSet", "TaskExample", "TaskSet", "World", "make_world", "world_for_spec"]
+__all__ = ["WORLDS", "SPECIAL_TOKENS", "LatentSet", "TaskExample", "TaskSet", "World", "make_world", "rng_for",
+           "world_for_spec", "world_tokenizer"]

@@ -9,8 +9,9 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-#: Special tokens every tokenizer of a symbol world starts with, in this order (ids 0..6).
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"]
+from emergelab.corpus.tokenizer import SPECIAL_TOKENS
+
+__all__ = ["SPECIAL_TOKENS", "LatentSet", "TaskExample", "TaskSet", "World", "rng_for"]
 
 
 def rng_for(seed: int, purpose: str) -> np.random.Generator:
@@ -72,6 +73,18 @@ class World(ABC):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
+    _registry: ClassVar[dict[str, type["World"]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # a concrete world registers itself by name
+            World._registry[cls.name] = cls
+
+    @staticmethod
+    def registry() -> dict[str, type["World"]]:
+        """Every world class defined so far, by name (worlds that build others, like the mixture, look here)."""
+        return dict(World._registry)
+
     def __init__(self, params: BaseModel | dict | None = None, seed: int = 0, *, context: int | None = None):
         self.params = params if isinstance(params, BaseModel) else self.Params(**(params or {}))
         self.seed = seed
@@ -120,7 +133,7 @@ class World(ABC):
 
     def _labelled(self, name: str, kind: str, n_examples: int, seq_len: int):
         """The examples of a task ``labelled`` has checked: by default the latent of the same name."""
-        from emergelab.data.labelled import LabelledData
+        from emergelab.corpus.labelled import LabelledData
 
         latent = next(z for z in self.latents(n_examples, seq_len) if z.name == name)
         words = [[self.symbols[int(i)] for i in row] for row in latent.input_ids]

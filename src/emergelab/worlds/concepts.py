@@ -10,7 +10,7 @@ from string import ascii_lowercase
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emergelab.worlds import hmm
+import emergelab.worlds.hmm as hmm
 from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
 
 

@@ -23,9 +23,7 @@ NOT_MIXABLE = ("text", "mixture")
 
 
 def _registry() -> dict[str, type[World]]:
-    from emergelab.worlds import WORLDS  # late: the registry imports this module
-
-    return WORLDS
+    return World.registry()
 
 
 class Component(BaseModel):

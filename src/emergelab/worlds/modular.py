@@ -105,7 +105,7 @@ class ModularWorld(World):
     def _labelled(self, name: str, kind: str, n_examples: int, seq_len: int):
         """Prompts of held-out pairs (never trained on), labelled with the bin of cos/sin(2πk·(a+b)/p) —
         the latent the probe reads at ``=``, learned from few labels; at most every held-out pair."""
-        from emergelab.data.labelled import LabelledData
+        from emergelab.corpus.labelled import LabelledData
 
         fn, k = name.split("_")[1], int(name.rsplit("_k", 1)[1])
         pairs = self.split[1][self.rng(f"labelled/{name}").permutation(len(self.split[1]))[:n_examples]]

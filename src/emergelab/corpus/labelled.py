@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
+from emergelab.corpus.readers import decode_bytes
 from emergelab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ TASKS = ("classify", "tag")
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 _TSV_SUFFIXES = {".tsv", ".tab"}
 _CONLL_SUFFIXES = {".conll", ".conllu", ".conllx", ".iob", ".bio"}
-_BINARY_PROBE = 1 << 16  # bytes inspected for NULs
 
 
 @dataclass
@@ -157,18 +157,10 @@ def _read_text(path: Path, encoding_errors: str) -> tuple[str, int]:
         raise UserError(f"cannot read {path}: {exc.strerror}; check the path and its permissions") from None
     if not raw.strip():
         raise UserError(f"{path} is empty; give a file with labelled examples")
-    if b"\x00" in raw[:_BINARY_PROBE]:
-        raise UserError(f"{path} looks like a binary file (it contains NUL bytes); give a UTF-8 text file (CSV, TSV, JSONL or tagged text)")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8"), 0
-    except UnicodeDecodeError as exc:
-        if encoding_errors == "strict":
-            raise UserError(f"{path} is not valid UTF-8 (byte {exc.start}); re-encode it as UTF-8 or use encoding_errors='replace'") from None
-    text = raw.decode("utf-8", errors="replace")
-    # Each invalid sequence becomes one U+FFFD; U+FFFD already present is the 3 bytes EF BF BD.
-    n_bad = text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
+    text, n_bad = decode_bytes(raw, str(path))
+    if n_bad and encoding_errors == "strict":
+        raise UserError(f"{path} is not valid UTF-8 ({n_bad} invalid byte sequences); re-encode it as UTF-8 or use "
+                        "encoding_errors='replace'")
     return text, n_bad
 
 

@@ -1,22 +1,22 @@
-"""The study spec: validated at the edge, every default filled in, hashed.
+"""The study spec's schema: every section typed, ranged and defaulted; derived facts as methods.
 
-A bad spec (unknown key, wrong type, negative count, unknown world/objective/preset) is a UserError
-naming the key path and the allowed values. Code past this module trusts its inputs.
+The schema checks what it can without the libraries (types, ranges, cross-field rules). What needs a
+library — the world's name and parameters, the fine-tuning task — is checked by the stages'
+``resolve`` hooks, which ``emergelab.study.validate`` runs right after this schema, so one function
+reads and validates a spec at the edge and code past it trusts its inputs.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
+import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from emergelab.errors import UserError
-from emergelab.explain.options import ExplainOptions
-from emergelab.finetune.options import FinetuneOptions, check_against_study
+from emergelab.spec.explain import ExplainOptions
+from emergelab.spec.finetune import FinetuneOptions
 
 Objective = Literal["clm", "mlm", "nsp"]
 InitScheme = Literal["normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
@@ -100,8 +100,6 @@ class LadderGrid(_Strict):
 
     def rungs(self) -> list[dict]:
         """Rung dicts ``L{n_layer}-d{d_model}``, smallest first; duplicates from rounding dropped."""
-        import math
-
         out: dict[str, dict] = {}
         for i in range(self.n_rungs):
             frac = i / (self.n_rungs - 1) if self.n_rungs > 1 else 0.0
@@ -190,7 +188,7 @@ class StudySpec(_Strict):
         try:
             return LadderGrid(**v).rungs()
         except ValidationError as exc:
-            raise ValueError(_first_error(exc) + "; a generated ladder takes keys " + ", ".join(LadderGrid.model_fields)) from None
+            raise ValueError(first_error(exc) + "; a generated ladder takes keys " + ", ".join(LadderGrid.model_fields)) from None
 
     @field_validator("ladder")
     @classmethod
@@ -200,15 +198,6 @@ class StudySpec(_Strict):
         names = [r.name for r in v]
         if len(set(names)) != len(names):
             raise ValueError(f"rung names must be unique, got {names}")
-        return v
-
-    @field_validator("world")
-    @classmethod
-    def _world(cls, v: str) -> str:
-        from emergelab.worlds import WORLDS
-
-        if v not in WORLDS:
-            raise ValueError(f"unknown world {v!r}; allowed: {', '.join(sorted(WORLDS))}")
         return v
 
     @field_validator("corpus")
@@ -225,21 +214,22 @@ class StudySpec(_Strict):
         return str(p.resolve()) if p is not None and p.exists() else v
 
     @model_validator(mode="after")
-    def _world_args(self) -> "StudySpec":
-        from emergelab.worlds import WORLDS
-
-        world_cls = WORLDS[self.world]
-        try:
-            params = world_cls.Params(**self.world_args)
-        except ValidationError as exc:
-            raise ValueError("world_args." + _first_error(exc)) from None
-        self.__dict__["world_args"] = params.model_dump()
-        if self.finetune is not None and self.finetune.enabled:
-            try:
-                check_against_study(self.finetune, world=self.world, world_args=self.world_args, seed=self.seed,
-                                    ladder=self.ladder, checkpoint_steps=self.checkpoint_steps())
-            except ValueError as exc:
-                raise ValueError(f"finetune.{exc}") from None
+    def _finetune_rungs_and_steps(self) -> "StudySpec":
+        """The fine-tuning section's cross-checks that need only the spec (its task is the finetune stage's)."""
+        opts = self.finetune
+        if opts is None or not opts.enabled:
+            return self
+        names = [r.name for r in self.ladder]
+        unknown = [r for r in opts.rungs or [] if r not in names]
+        if unknown:
+            raise ValueError(f"finetune.rungs: unknown rung {unknown[0]!r}; the ladder has {', '.join(names)}")
+        steps = self.checkpoint_steps()
+        missing = [s for s in opts.checkpoints if s not in steps] if isinstance(opts.checkpoints, list) else []
+        if missing:
+            raise ValueError(f"finetune.checkpoints: step {missing[0]} is not a checkpoint step; checkpoint steps are "
+                             f"{', '.join(map(str, steps))} (or use last / all)")
+        if opts.data is not None and opts.task is not None:
+            raise ValueError("finetune: give either task (a labelled task of the world) or data (a labelled file), not both")
         return self
 
     @property
@@ -251,6 +241,17 @@ class StudySpec(_Strict):
 
     def hash(self) -> str:
         return spec_hash(self)
+
+    def rungs_by_size(self) -> list[Rung]:
+        """The rungs, largest first (n_layer · d_model², the body's compute): the order every per-rung
+        stage hands work out in, so the longest unit starts first."""
+        return sorted(self.ladder, key=lambda r: -r.n_layer * r.d_model ** 2)
+
+    def rung(self, name: str) -> Rung:
+        return next(r for r in self.ladder if r.name == name)
+
+    def tokens_per_step(self) -> int:
+        return self.train.batch_size * self.train.grad_accum * self.train.seq_len
 
 
 def checkpoint_steps(steps: int, every: int, log_spaced: bool = True) -> list[int]:
@@ -265,7 +266,7 @@ def checkpoint_steps(steps: int, every: int, log_spaced: bool = True) -> list[in
     return sorted(out)
 
 
-def _plain(spec: StudySpec) -> dict:
+def plain(spec: StudySpec) -> dict:
     """The spec as JSON data; an absent finetune section is left out, so specs written before the
     section existed keep their hash (and their study directories stay valid)."""
     data = spec.model_dump(mode="json")
@@ -275,13 +276,12 @@ def _plain(spec: StudySpec) -> dict:
 
 
 def spec_hash(spec: StudySpec) -> str:
-    blob = json.dumps(_plain(spec), sort_keys=True).encode()
+    blob = json.dumps(plain(spec), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-# ---------------------------------------------------------------- loading, presets, overrides
-
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
+    """One line for a pydantic error: the key path and the message (the spec's error wording)."""
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "<spec>"
     msg = err["msg"].removeprefix("Value error, ")
@@ -292,156 +292,3 @@ def _first_error(exc: ValidationError) -> str:
     if err["type"] == "literal_error":
         return f"{loc}: {msg} (got {err.get('input')!r})"
     return f"{loc}: {msg}"
-
-
-def _allowed_keys(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    if err["type"] != "extra_forbidden":
-        return ""
-    model: type[BaseModel] = StudySpec
-    for part in err["loc"][:-1]:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None) if field else None
-        ann = getattr(ann, "__args__", (ann,))[0] if ann is not None and hasattr(ann, "__args__") else ann
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        elif isinstance(part, int):
-            continue
-        else:
-            return ""
-    return "; allowed keys: " + ", ".join(model.model_fields)
-
-
-def presets() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("emergelab.presets").iterdir() if p.name.endswith(".yaml"))
-
-
-def _load_yaml(text: str, where: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{where} is not valid YAML{pos}: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{where} must be a YAML mapping of keys to values, got {type(data).__name__}")
-    return data
-
-
-def preset_dict(name: str) -> dict:
-    if name not in presets():
-        raise UserError(f"unknown preset {name!r}; allowed: {', '.join(presets())}")
-    text = resources.files("emergelab.presets").joinpath(f"{name}.yaml").read_text()
-    return _load_yaml(text, f"preset {name}")
-
-
-def apply_override(data: dict, assignment: str) -> None:
-    """Apply ``a.b.c=<yaml value>`` to the nested dict ``data`` in place."""
-    if "=" not in assignment:
-        raise UserError(f"--set {assignment!r} must look like key.path=value (e.g. train.steps=200)")
-    key, raw = assignment.split("=", 1)
-    parts = [p for p in key.strip().split(".")]
-    if not all(parts):
-        raise UserError(f"--set {assignment!r}: empty key in {key!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise UserError(f"--set {key}: {raw!r} is not a valid YAML value") from None
-    node = data
-    for p in parts[:-1]:
-        if isinstance(node, list) and p.isdigit() and int(p) < len(node):
-            node = node[int(p)]
-            continue
-        if not isinstance(node, dict):
-            raise UserError(f"--set {key}: {p!r} is not inside a mapping")
-        node = node.setdefault(p, {})
-        if node is None:
-            node = {}
-    last = parts[-1]
-    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise UserError(f"--set {key}: cannot set {last!r} here")
-
-
-def validate(data: dict, where: str = "spec") -> StudySpec:
-    try:
-        return StudySpec.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(f"{where}: {_first_error(exc)}{_allowed_keys(exc)}") from None
-
-
-def load_spec(path: str | Path | None = None, preset: str | None = None, overrides: list[str] | None = None) -> StudySpec:
-    """Resolve a spec: a YAML file (its ``preset:`` key, if any, is the base) or a preset, then ``--set``."""
-    data: dict = {}
-    where = "spec"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"spec file {p} does not exist; pass a YAML file or use --preset ({', '.join(presets())})")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read spec {p}: {exc.__class__.__name__}; pass a UTF-8 YAML file") from None
-        data = _load_yaml(text, str(p))
-        where = str(p)
-        base = data.pop("preset", None) or preset
-        if base:
-            base_data = preset_dict(base)
-            if data.get("world", base_data.get("world")) != base_data.get("world"):
-                _drop_world_bound(base_data)
-            data = _deep_merge(base_data, data)
-    else:
-        data = preset_dict(preset or "default")
-        where = f"preset {preset or 'default'}"
-    base_world = data.get("world")
-    world_sets = [a for a in overrides or [] if a.split("=", 1)[0].strip() == "world"]
-    if world_sets:
-        apply_override(data, world_sets[-1])
-        if data.get("world") != base_world:
-            _drop_world_bound(data)  # --set world=text
-    base_rungs = _rung_names(data)
-    for a in overrides or []:
-        apply_override(data, a)
-    _drop_stale_rung_choice(data, base_rungs, overrides or [])
-    return validate(data, where)
-
-
-def _drop_world_bound(data: dict) -> None:
-    """A base's ``world_args`` and ``finetune.task`` belong to the base's world; another world uses its own defaults."""
-    data.pop("world_args", None)
-    if isinstance(data.get("finetune"), dict):
-        data["finetune"].pop("task", None)
-
-
-def _rung_names(data: dict) -> list | None:
-    ladder = data.get("ladder")
-    return [r.get("name") for r in ladder if isinstance(r, dict)] if isinstance(ladder, list) else None
-
-
-def _drop_stale_rung_choice(data: dict, base_rungs: list | None, overrides: list[str]) -> None:
-    """``--set ladder=…`` replaces the rungs a preset's ``finetune.rungs`` named: the choice falls back to every
-    rung (as a changed world drops the base's ``world_args``), unless ``finetune.rungs`` is set too."""
-    finetune = data.get("finetune")
-    if not isinstance(finetune, dict) or "rungs" not in finetune:
-        return
-    if any(a.split("=", 1)[0].strip() == "finetune.rungs" for a in overrides):
-        return
-    if _rung_names(data) != base_rungs:
-        finetune.pop("rungs")
-
-
-def _deep_merge(base: dict, top: dict) -> dict:
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def dump_yaml(spec: StudySpec) -> str:
-    body = yaml.safe_dump(_plain(spec), sort_keys=False)
-    return f"# resolved study spec; spec_hash: {spec.hash()}\n{body}"

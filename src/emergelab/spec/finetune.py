@@ -4,7 +4,9 @@ The stage fine-tunes chosen checkpoints of chosen rungs — and, with ``random_i
 architecture from random weights — on a labelled task, for every method × label count × seed. The
 task is one the world labels itself (``task``, see ``World.labelled_tasks``) or a user file
 (``data``). Everything that can be checked without reading data or loading a model is checked here,
-so a bad section fails before any training starts. Imports stay torch-free: the spec imports this.
+so a bad section fails before any training starts; the task is checked against the world by the
+finetune stage's ``resolve``. The method names are the spec's vocabulary; ``finetune.methods`` keys
+its registry by them (and checks that it covers them).
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from emergelab.finetune.config import METHOD_NAMES
-
+METHOD_NAMES = ("full", "lora", "adalora", "ia3", "adapter")
+ADAPTER_KINDS = ("pfeiffer", "houlsby")
 Method = Literal[METHOD_NAMES]  # type: ignore[valid-type]
 
 
@@ -87,49 +89,3 @@ class FinetuneOptions(BaseModel):
     def label_counts(self) -> list[int | None]:
         """``labels`` with ``None`` for 'all' (the convention of ``finetune.sampling``)."""
         return [None if k == "all" else int(k) for k in self.labels]
-
-
-def world_tasks(world: str, world_args: dict, seed: int) -> dict[str, str]:
-    """The world's labelled tasks; a world without any is not built (text would need its corpus)."""
-    from emergelab.worlds import WORLDS, World
-
-    cls = WORLDS[world]
-    if cls.labelled_tasks is World.labelled_tasks:
-        return {}
-    return cls(world_args, seed).labelled_tasks()
-
-
-def check_against_study(opts: FinetuneOptions, *, world: str, world_args: dict, seed: int, ladder: list,
-                        checkpoint_steps: list[int]) -> None:
-    """Cross-checks with the rest of the spec; raises ValueError naming the key and the allowed values."""
-    names = [r.name for r in ladder]
-    unknown = [r for r in opts.rungs or [] if r not in names]
-    if unknown:
-        raise ValueError(f"rungs: unknown rung {unknown[0]!r}; the ladder has {', '.join(names)}")
-    if isinstance(opts.checkpoints, list):
-        missing = [s for s in opts.checkpoints if s not in checkpoint_steps]
-        if missing:
-            raise ValueError(f"checkpoints: step {missing[0]} is not a checkpoint step; checkpoint steps are "
-                             f"{', '.join(map(str, checkpoint_steps))} (or use last / all)")
-    if opts.data is not None:
-        if opts.task is not None:
-            raise ValueError("give either task (a labelled task of the world) or data (a labelled file), not both")
-        return
-    tasks = world_tasks(world, world_args, seed)
-    if not tasks and opts.task is None:
-        return  # nothing to fine-tune on: the stage is skipped, and says so (a preset switched to world text)
-    if not tasks:
-        raise ValueError(f"task: world {world!r} labels no fine-tuning task (asked for {opts.task!r}); "
-                         "give finetune.data=FILE (a CSV with text and label columns)")
-    if opts.task is not None and opts.task not in tasks:
-        raise ValueError(f"task: world {world!r} has no labelled task {opts.task!r}; allowed: {', '.join(tasks)}")
-    from emergelab.finetune.sampling import default_eval_size
-
-    held = opts.eval_size or default_eval_size(opts.n_examples)
-    pool = opts.n_examples - held
-    if pool < 1:
-        raise ValueError(f"eval_size {held} leaves no training examples of n_examples {opts.n_examples}; lower eval_size")
-    too_many = [k for k in opts.label_counts() if k is not None and k > pool]
-    if too_many:
-        raise ValueError(f"labels: {too_many[0]} is more than the {pool} examples available for training "
-                         f"({opts.n_examples} drawn, {held} held out); use at most {pool}, 'all', or raise n_examples")

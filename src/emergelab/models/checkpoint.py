@@ -19,11 +19,10 @@ def step_dir(ckpt_root: Path, step: int) -> Path:
 
 
 def versions() -> dict[str, str]:
+    import torch  # imported here: checking checkpoints must stay cheap (no torch import)
     import transformers
 
     import emergelab
-
-    import torch  # imported here: checking checkpoints must stay cheap (no torch import)
 
     return {"emergelab": emergelab.__version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}

@@ -8,8 +8,9 @@ examples, ``seed`` = the run seed — with ``rung``/``step``/``tokens``/``flops`
 Random-init runs have the rung's architecture with fresh weights, so they are recorded at step 0
 with no tokens or compute: the model has learned nothing before fine-tuning.
 
-The functions above ``finetune_rung`` only look at paths and the spec (no torch), so the study
-runner can ask cheaply whether anything is left to do.
+A run from a checkpoint records that checkpoint's weights sha256 in its part, so a checkpoint rewritten
+with other weights redoes the runs made from it. ``todo`` only looks at paths, manifests and the spec
+(no torch); ``resolve`` checks the task against the world when the spec is validated.
 """
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emergelab.errors import UserError
+from emergelab.finetune.sampling import default_eval_size
+from emergelab.io import read_json
 from emergelab.layout import Layout
+from emergelab.models import checkpoint as ckpt
+from emergelab.spec import StudySpec
+from emergelab.stages.base import Stage, Unit, part_is_current
+from emergelab.worlds import World, world_for_spec
 
 
 @dataclass(frozen=True)
-class Unit:
+class Run:
     """One fine-tuning run of a study."""
 
     rung: str
@@ -38,10 +45,8 @@ def enabled(spec) -> bool:
 
 def skipped_because(spec) -> str | None:
     """Why an enabled section runs nothing: the world labels no task and no file was given."""
-    from emergelab.finetune.options import world_tasks
-
     opts = spec.finetune
-    if opts is None or not opts.enabled or opts.data is not None or world_tasks(spec.world, spec.world_args, spec.seed):
+    if opts is None or not opts.enabled or opts.data is not None or world_tasks(spec):
         return None
     return f"world {spec.world} labels no task and finetune.data is not given; the finetune stage is skipped"
 
@@ -49,8 +54,7 @@ def skipped_because(spec) -> str | None:
 def rungs(spec) -> list[str]:
     """The rungs to fine-tune, largest first (the order the other per-rung stages use)."""
     chosen = spec.finetune.rungs
-    ordered = sorted(spec.ladder, key=lambda r: -r.n_layer * r.d_model ** 2)
-    return [r.name for r in ordered if chosen is None or r.name in chosen]
+    return [r.name for r in spec.rungs_by_size() if chosen is None or r.name in chosen]
 
 
 def base_steps(spec) -> list[int | None]:
@@ -64,21 +68,39 @@ def base_steps(spec) -> list[int | None]:
     return list(steps) + ([None] if opts.random_init else [])
 
 
-def units(spec, rung: str) -> list[Unit]:
+def runs(spec, rung: str) -> list[Run]:
     opts = spec.finetune
-    return [Unit(rung, step, m, k, s) for step in base_steps(spec) for m in opts.methods
+    return [Run(rung, step, m, k, s) for step in base_steps(spec) for m in opts.methods
             for k in opts.label_counts() for s in opts.seeds]
 
 
-def part_of(lay: Layout, u: Unit) -> Path:
+def part_of(lay: Layout, u: Run) -> Path:
     return lay.finetune_part(u.rung, u.step, u.method, u.n_labels, u.seed)
 
 
+def _inputs(lay: Layout, run: Run, shas: dict) -> dict[str, str]:
+    """A run from a checkpoint depends on its weights; a run from random init on nothing trained."""
+    if run.step is None:
+        return {}
+    key = (run.rung, run.step)
+    if key not in shas:
+        path = lay.checkpoint(run.rung, run.step)
+        shas[key] = ckpt.read_manifest(path).get("weights_sha256", "") if (path / "checkpoint.json").exists() else ""
+    return {"checkpoint": shas[key]}
+
+
 def missing(spec, lay: Layout, rung: str | None = None) -> list[Unit]:
-    """Runs without their part (all chosen rungs, or one); empty when the stage is off."""
+    """Units of the runs whose part is missing or stale (all chosen rungs, or one); empty when the stage is off."""
     if not enabled(spec):
         return []
-    return [u for r in ([rung] if rung else rungs(spec)) for u in units(spec, r) if not part_of(lay, u).exists()]
+    shas: dict = {}
+    out = []
+    for r in [rung] if rung else rungs(spec):
+        for run in runs(spec, r):
+            inputs = _inputs(lay, run, shas)
+            if not part_is_current(part_of(lay, run), inputs):
+                out.append(Unit("finetune", (run.rung, run.step, run.method, run.n_labels, run.seed), run.rung, inputs))
+    return out
 
 
 # ------------------------------------------------------------------ data (numpy, no torch)
@@ -87,12 +109,10 @@ def study_data(spec):
     """The labelled examples of the stage: the world's task, or the user's file."""
     opts = spec.finetune
     if opts.data is not None:
-        from emergelab.data.labelled import load_labelled
+        from emergelab.corpus.labelled import load_labelled
 
         return load_labelled(opts.data, task=opts.data_task, text_column=opts.text_column, label_column=opts.label_column)
-    from emergelab.worlds import WORLDS
-
-    world = WORLDS[spec.world](spec.world_args, spec.seed, context=spec.train.seq_len)
+    world = world_for_spec(spec)
     name = opts.task or next(iter(world.labelled_tasks()))
     return world.labelled(name, opts.n_examples, spec.train.seq_len)
 
@@ -113,9 +133,10 @@ def splits_for(spec):
     return splits, data_name_of(data)
 
 
-def preflight(spec) -> None:
+def preflight(spec: StudySpec, lay: Layout) -> None:
     """Check the task's data before any stage runs, so a bad finetune section fails in seconds."""
-    splits_for(spec)
+    if missing(spec, lay):
+        splits_for(spec)
 
 
 # ------------------------------------------------------------------ the work (torch)
@@ -123,11 +144,9 @@ def preflight(spec) -> None:
 def _base(lay: Layout, rung: str, step: int | None, spec):
     """The verified checkpoint a run starts from, described for its rows."""
     from emergelab.finetune.model_dir import BaseModel
-    from emergelab.io import read_json
-    from emergelab.train import checkpoint as ckpt
 
     at = spec.train.steps if step is None else step
-    path = ckpt.step_dir(lay.checkpoints(rung), at)
+    path = lay.checkpoint(rung, at)
     if not (path / "checkpoint.json").exists():
         raise UserError(f"rung {rung} has no checkpoint at step {at} ({path}); run the train stage first")
     man = ckpt.verify_checkpoint(path)
@@ -137,16 +156,9 @@ def _base(lay: Layout, rung: str, step: int | None, spec):
     return replace(base, step=0, tokens=0, flops=0.0) if step is None else base
 
 
-def finetune_rung(root: str, rung: str, progress=None) -> int:
-    """Run every missing fine-tuning run of ``rung``; returns how many were done."""
-    from emergelab.study import load_resolved_spec
-
-    lay = Layout(Path(root))
-    spec = load_resolved_spec(lay)
-    todo = missing(spec, lay, rung)
-    if not todo:
-        return 0
-    import torch
+def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
+    """Run the given fine-tuning runs (one rung's); returns how many were done."""
+    import torch  # the work's imports (torch, transformers, peft) stay out of the cheap ``todo`` path
 
     from emergelab.finetune.config import FinetuneConfig
     from emergelab.finetune.run import run_one
@@ -155,13 +167,58 @@ def finetune_rung(root: str, rung: str, progress=None) -> int:
     torch.set_num_threads(spec.train.threads)
     opts = spec.finetune
     splits, name = splits_for(spec)
-    for i, u in enumerate(todo):
-        config = FinetuneConfig(method=u.method, epochs=opts.epochs, steps=opts.steps, min_steps=opts.min_steps,
+    for i, u in enumerate(units):
+        run_ = Run(*u.key)
+        config = FinetuneConfig(method=run_.method, epochs=opts.epochs, steps=opts.steps, min_steps=opts.min_steps,
                                 lr=opts.lr, batch_size=opts.batch_size, max_length=spec.train.seq_len,
-                                from_scratch=u.step is None)
-        rec = run_one(_base(lay, rung, u.step, spec), splits, config=config, seed=u.seed, n_labels=u.n_labels,
-                      data_name=name, run_dir=None, save=False, study=spec.name)
-        write_part(part_of(lay, u), rec["rows"])
+                                from_scratch=run_.step is None)
+        rec = run_one(_base(lay, run_.rung, run_.step, spec), splits, config=config, seed=run_.seed,
+                      n_labels=run_.n_labels, data_name=name, run_dir=None, save=False, study=spec.name)
+        write_part(part_of(lay, run_), rec["rows"], u.inputs)
         if progress is not None:
-            progress(rung, i + 1, len(todo), None)
-    return len(todo)
+            progress(u.group, i + 1, len(units))
+    return len(units)
+
+
+# ------------------------------------------------------------------ the stage contract
+
+def world_tasks(spec: StudySpec) -> dict[str, str]:
+    """The world's labelled tasks; a world without any is not built (text would need its corpus)."""
+    from emergelab.worlds import WORLDS
+
+    cls = WORLDS[spec.world]
+    if cls.labelled_tasks is World.labelled_tasks:
+        return {}
+    return world_for_spec(spec).labelled_tasks()
+
+
+def resolve(spec: StudySpec) -> StudySpec:
+    """The task must be one the world labels, and the label counts must fit its pool; a labelled file is
+    checked (read) by ``preflight`` before any stage runs."""
+    opts = spec.finetune
+    if opts is None or not opts.enabled or opts.data is not None:
+        return spec
+    tasks = world_tasks(spec)
+    if not tasks and opts.task is None:
+        return spec  # nothing to fine-tune on: the stage is skipped, and says so (a preset switched to world text)
+    if not tasks:
+        raise UserError(f"finetune.task: world {spec.world!r} labels no fine-tuning task (asked for {opts.task!r}); "
+                        "give finetune.data=FILE (a CSV with text and label columns)")
+    if opts.task is not None and opts.task not in tasks:
+        raise UserError(f"finetune.task: world {spec.world!r} has no labelled task {opts.task!r}; allowed: {', '.join(tasks)}")
+    held = opts.eval_size or default_eval_size(opts.n_examples)
+    pool = opts.n_examples - held
+    if pool < 1:
+        raise UserError(f"finetune.eval_size {held} leaves no training examples of n_examples {opts.n_examples}; lower eval_size")
+    too_many = [k for k in opts.label_counts() if k is not None and k > pool]
+    if too_many:
+        raise UserError(f"finetune.labels: {too_many[0]} is more than the {pool} examples available for training "
+                        f"({opts.n_examples} drawn, {held} held out); use at most {pool}, 'all', or raise n_examples")
+    return spec
+
+
+def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
+    return missing(spec, lay)
+
+
+STAGE = Stage("finetune", todo, run, resolve=resolve, preflight=preflight, note=skipped_because)

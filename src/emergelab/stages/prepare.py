@@ -1,4 +1,9 @@
-"""The prepare stage: materialise a world into ``data/`` (tokenizer, training order, tasks, latents)."""
+"""The prepare stage: materialise a world into ``data/`` (tokenizer, training order, tasks, latents).
+
+One unit, the data directory; it is current when its manifest records the fingerprint of the spec's
+data settings. ``resolve`` checks the world's name and parameters (filling their defaults, which the
+spec hash covers).
+"""
 from __future__ import annotations
 
 import io
@@ -6,11 +11,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
+from emergelab.errors import UserError
 from emergelab.io import atomic_dir, atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
-from emergelab.spec import StudySpec
-from emergelab.worlds import world_for_spec
-
+from emergelab.layout import Layout
+from emergelab.objectives.nsp import make_pairs
+from emergelab.spec import StudySpec, first_error
+from emergelab.stages.base import Stage, Unit
+from emergelab.worlds import WORLDS, World, rng_for, world_for_spec, world_tokenizer
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -74,26 +83,12 @@ def prepare(spec: StudySpec, data_dir: Path) -> dict:
     return manifest
 
 
-def world_tokenizer(world):
-    """The world's own tokenizer if it trains one (real text), else a symbol tokenizer."""
-    build = getattr(world, "build_tokenizer", None)
-    if build is not None:
-        return build()
-    from emergelab.corpus.tokenizer import symbol_tokenizer
-
-    return symbol_tokenizer(world.symbols)
-
-
 def nsp_rows(world, tok, n_pairs: int, seq_len: int, seed: int) -> dict[str, np.ndarray]:
     """Sentence pairs for NSP from the world's documents (see objectives/nsp.py), in token ids.
 
     A world that does not define ``documents()`` gets one-sentence documents of ``seq_len`` − 3 tokens
     from its training stream, so that its pairs fill the sequence without padding.
     """
-    from emergelab.errors import UserError
-    from emergelab.objectives.nsp import make_pairs
-    from emergelab.worlds.base import World, rng_for
-
     if tok.cls_token_id is None or tok.sep_token_id is None or tok.pad_token_id is None:
         raise UserError("objectives [mlm, nsp] need a tokenizer with [CLS], [SEP] and [PAD] tokens; use objectives [mlm]")
     if type(world).documents is World.documents:
@@ -115,25 +110,26 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def load_train(data_dir: Path) -> dict[str, np.ndarray]:
-    """The training rows: ``input_ids`` [N, T], plus NSP's ``token_type_ids`` and ``next_sentence_label``."""
-    rows = {"input_ids": load_blocks(data_dir)}
-    pairs = data_dir / "train_pairs.npz"
-    if pairs.exists():
-        with np.load(pairs, allow_pickle=False) as z:
-            rows.update({k: z[k] for k in ("token_type_ids", "next_sentence_label")})
-    return rows
+# ------------------------------------------------------------------ the stage contract
+
+def resolve(spec: StudySpec) -> StudySpec:
+    """The world must exist; its parameters are checked and their defaults filled in."""
+    if spec.world not in WORLDS:
+        raise UserError(f"world: unknown world {spec.world!r}; allowed: {', '.join(sorted(WORLDS))}")
+    try:
+        params = WORLDS[spec.world].Params(**spec.world_args)
+    except ValidationError as exc:
+        raise UserError(f"world_args.{first_error(exc)}") from None
+    return spec.model_copy(update={"world_args": params.model_dump()})
 
 
-def load_blocks(data_dir: Path, name: str = "train") -> np.ndarray:
-    return np.load(data_dir / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
+    return [] if is_prepared(lay.data, spec) else [Unit("prepare", ("data",))]
 
 
-def load_task(data_dir: Path, name: str) -> list[dict]:
-    with open(data_dir / "tasks" / f"{name}.jsonl", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
+    prepare(spec, lay.data)
+    return 1
 
 
-def load_latent(data_dir: Path, name: str) -> dict[str, np.ndarray]:
-    with np.load(data_dir / "latents" / f"{name}.npz", allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+STAGE = Stage("prepare", todo, run, resolve=resolve, status="preparing data")

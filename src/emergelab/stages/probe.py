@@ -1,16 +1,20 @@
-"""The probe stage of a study: every latent at every layer of every checkpoint, plus head scores."""
+"""The probe stage: every latent at every layer of every checkpoint, plus head scores.
+
+Units are the evaluate stage's: one per checkpoint, its part recording the checkpoint's weights sha256.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from emergelab.corpus.prepare import load_latent
-from emergelab.io import read_json
+from emergelab.corpus.tokenizer import SPECIAL_TOKENS
+from emergelab.errors import UserError
 from emergelab.layout import Layout
-from emergelab.measurements import write_part
-from emergelab.train import checkpoint as ckpt
+from emergelab.models import checkpoint as ckpt
+from emergelab.spec import StudySpec
+from emergelab.stages.base import Stage, Unit, part_is_current
+from emergelab.stages.evaluate import checkpoint_units
 
 PROBE_METRICS = ("accuracy", "control_accuracy", "selectivity", "majority_baseline")
 
@@ -53,28 +57,28 @@ def _requested(spec, latents: dict) -> list[str]:
         return list(latents)
     missing = [n for n in spec.probe.latents if n not in latents]
     if missing:
-        from emergelab.errors import UserError
-
         raise UserError(f"probe.latents names {missing}, which this world does not have; choose from "
                         f"{', '.join(latents)}")
     return [n for n in latents if n in spec.probe.latents]
 
 
 def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> list[dict]:
+    import torch  # the work's imports (torch, transformers) stay out of the cheap ``todo`` path
+
     from emergelab.probe.activations import extract_hidden
     from emergelab.probe.heads import head_score_rows
     from emergelab.probe.linear import probe_layer
 
     man = ckpt.verify_checkpoint(path)
     model = ckpt.load_model(path, verify=False, eager=spec.probe.heads)
-    data_manifest = read_json(lay.data / "manifest.json")
+    data_manifest = lay.data_dir.manifest()
     base = {"study": spec.name, "rung": rung, "n_params": man["n_params"], "step": step,
             "tokens": man["tokens_seen"], "flops": man["flops"], "seed": spec.seed}
     rows = []
     forward: dict[bytes, np.ndarray] = {}  # latents drawn on the same sequences share one forward pass
     for latent in _requested(spec, data_manifest["latents"]):
         info = data_manifest["latents"][latent]
-        z = load_latent(lay.data, latent)
+        z = lay.data_dir.latent(latent)
         key = z["input_ids"].tobytes()
         if key not in forward:
             forward[key] = extract_hidden(model, torch.from_numpy(z["input_ids"].astype(np.int64)))  # [L+1, N, T, d]
@@ -86,8 +90,6 @@ def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> lis
                 rows.append({**base, "source": "probe", "task": latent, "layer": layer, "metric": metric,
                              "value": float(res[metric]), "n": int(res["n_test"])})
     if spec.probe.heads and spec.causal:
-        from emergelab.worlds.base import SPECIAL_TOKENS
-
         symbols = np.arange(len(SPECIAL_TOKENS), data_manifest["vocab_size"])  # never special tokens
         period = min(32, spec.train.seq_len // 2)
         for r in head_score_rows(model, data_manifest["vocab_size"], seed=spec.seed, period=period, token_ids=symbols,
@@ -96,25 +98,29 @@ def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> lis
     return rows
 
 
-def probe_rung(root: str, rung: str, progress=None) -> int:
-    """Probe every checkpoint of ``rung`` that has no probe part yet; returns how many were done."""
-    from emergelab.study import load_resolved_spec
+# ------------------------------------------------------------------ the stage contract
 
+def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
+    return [u for u in checkpoint_units(spec, lay, "probe") if not part_is_current(lay.part("probe", *u.key), u.inputs)]
+
+
+def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
+    import torch  # the work's imports (torch, transformers, pandas) stay out of the cheap ``todo`` path
     from threadpoolctl import threadpool_limits
 
-    lay = Layout(Path(root))
-    spec = load_resolved_spec(lay)
+    from emergelab.measurements import write_part
+
     torch.set_num_threads(spec.train.threads)
-    done = 0
-    ckpts = ckpt.list_checkpoints(lay.checkpoints(rung))
     # scikit-learn's lbfgs runs on numpy's BLAS, which otherwise starts a thread per core in every worker:
     # on small probes those threads only spin against the other workers (measured: 1.4x the CPU time)
     with threadpool_limits(limits=spec.train.threads):
-        for i, (step, path) in enumerate(ckpts.items()):
-            part = lay.part("probe", rung, step)
-            if not part.exists():
-                write_part(part, probe_checkpoint(path, spec, lay, rung, step))
-                done += 1
+        for i, u in enumerate(units):
+            rung, step = u.key
+            write_part(lay.part("probe", rung, step), probe_checkpoint(lay.checkpoint(rung, step), spec, lay, rung, step),
+                       u.inputs)
             if progress is not None:
-                progress(rung, i + 1, len(ckpts), None)
-    return done
+                progress(u.group, i + 1, len(units))
+    return len(units)
+
+
+STAGE = Stage("probe", todo, run)

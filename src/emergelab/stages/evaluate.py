@@ -1,0 +1,152 @@
+"""The evaluate stage: every task × k-shot on every checkpoint of every rung, one part per checkpoint.
+
+The tasks are the world's (whatever the data manifest lists, or ``eval.tasks``) plus any task
+YAMLs in ``eval.task_files``. Units: one per checkpoint (its part records the checkpoint's weights
+sha256, so a rewritten checkpoint with other weights is evaluated again) and one for the tasks'
+chance levels and answer lengths (``parts/eval/_task``), which runs first and builds every prompt, so
+bad input stops the stage at once. Causal models: world tasks are generated greedily (plus
+teacher-forced metrics), held-out loss is next-token cross-entropy. Masked models: world tasks are
+cloze — ``prompt + [MASK]×L`` (wrapped as ``[CLS] … [SEP]`` when the study trains NSP, whose rows look
+like that), every target position masked at once — and held-out loss is the MLM loss on the held-out
+blocks with the study's corruption (``mlm``: 15 %, 80/10/10 by default) under a fixed seed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from emergelab.errors import UserError
+from emergelab.layout import Layout
+from emergelab.models import checkpoint as ckpt
+from emergelab.spec import StudySpec
+from emergelab.stages.base import Stage, Unit, part_is_current
+
+TASK_GROUP = "_task"  # the part of the tasks' own rows (chance levels, answer lengths)
+
+def _task_file(ref: str, lay: Layout):
+    from emergelab.evaluate.taskspec import load_task_file
+
+    p = Path(ref)
+    if not p.is_absolute() and (lay.root / p).is_file():
+        p = lay.root / p
+    return load_task_file(p)
+
+
+def study_tasks(spec, lay: Layout) -> list[tuple]:
+    """(task, its data, the k values it is evaluated at) for every task of the study. A world task
+    without a few-shot form is evaluated at k = 0 only."""
+    from emergelab.evaluate.docs import load_task_data
+    from emergelab.evaluate.taskspec import expand_world_tasks, world_task_spec
+
+    manifest = lay.data_dir.manifest()
+    names = spec.eval.tasks or list(manifest["tasks"])
+    unknown = [n for n in names if n not in manifest["tasks"]]
+    if unknown:
+        raise UserError(f"eval.tasks: unknown task {unknown[0]!r}; this world's tasks: {', '.join(manifest['tasks'])}")
+    out = []
+    files = [t for f in spec.eval.task_files for t in expand_world_tasks(_task_file(f, lay), manifest)]
+    for ts in [world_task_spec(n, manifest.get("world")) for n in names] + files:
+        data = load_task_data(ts, lay.data)
+        shots = list(spec.eval.k_shot)
+        if ts.dataset_path == "world" and data.token_delimiter is None:
+            shots = [0]
+        out.append((ts, data, shots))
+    return out
+
+
+def _study_model(model, tokenizer, spec, name: str):
+    from emergelab.evaluate.model import language_model
+
+    return language_model(model, tokenizer, causal=spec.causal, max_length=spec.train.seq_len, name=name,
+                          wrap_world="nsp" in spec.objectives)
+
+
+def evaluate_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int,
+                        tasks: list | None = None) -> list[dict]:
+    """Measurement rows for one checkpoint (all tasks, k-shots and the held-out loss)."""
+    from emergelab.corpus.tokenizer import load_tokenizer
+    from emergelab.evaluate.masked import masked_heldout_loss
+    from emergelab.evaluate.runner import evaluate_task
+    from emergelab.evaluate.scoring import heldout_loss
+
+    man = ckpt.verify_checkpoint(path)
+    lm = _study_model(ckpt.load_model(path, verify=False), load_tokenizer(lay.data_dir.tokenizer), spec, f"{rung}/step-{step}")
+    base = {"study": spec.name, "rung": rung, "n_params": man["n_params"], "step": step,
+            "tokens": man["tokens_seen"], "flops": man["flops"], "source": "eval", "seed": spec.seed}
+    rows = []
+    for ts, data, shots in tasks if tasks is not None else study_tasks(spec, lay):
+        metric_rows, _ = evaluate_task(lm, ts, data, shots, batch_size=spec.eval.batch_size,
+                                       n_boot=spec.eval.n_bootstrap, seed=spec.seed)
+        rows += [{**base, **r} for r in metric_rows]
+    held = lay.data_dir.blocks("heldout")
+    if spec.causal:
+        loss, n = heldout_loss(lm.model, held), int(held.shape[0] * (held.shape[1] - 1))
+    else:
+        m = spec.mlm
+        tok = lm.tokenizer
+        loss = masked_heldout_loss(lm.model, held, mask_id=lm.mask_id, vocab_size=lm.vocab_size, special_ids=list(tok.all_special_ids),
+                                   seed=spec.seed, batch_size=spec.eval.batch_size, probability=m.probability, mask=m.mask, random=m.random)
+        n = int(held.size)
+    rows.append({**base, "task": "heldout", "metric": "loss", "value": loss, "n": n})
+    return rows
+
+
+def chance_rows(spec, lay: Layout) -> list[dict]:
+    """Per task: one ``chance/<metric>`` row per metric (the world's own levels where it states them,
+    else a uniform guesser's) and one ``answer_length`` row (tokens). Runs before any checkpoint is
+    evaluated and builds every task's prompts at every k, so bad input stops the stage at once."""
+    from emergelab.corpus.tokenizer import load_tokenizer
+    from emergelab.evaluate.runner import plan_task, task_rows
+
+    manifest = lay.data_dir.manifest()
+    tok = load_tokenizer(lay.data_dir.tokenizer)
+    lm = _study_model(None, tok, spec, "study model")
+    rows = []
+    for ts, data, shots in study_tasks(spec, lay):
+        output_type, built = plan_task(lm, ts, data, shots)  # builds every k's prompts: bad input fails here, first
+        rows += task_rows(ts, data, built[shots[0]][0], output_type, manifest["vocab_size"])
+    return [{"study": spec.name, "step": -1, "source": "eval", **r} for r in rows]
+
+
+# ------------------------------------------------------------------ the stage contract
+
+def checkpoint_units(spec: StudySpec, lay: Layout, source: str) -> list[Unit]:
+    """One unit per checkpoint of the schedule that exists, largest rung first; its input is the
+    checkpoint's weights sha256 (from its manifest: cheap, the loader verifies it)."""
+    out = []
+    for rung in spec.rungs_by_size():
+        have = ckpt.list_checkpoints(lay.checkpoints(rung.name))
+        for step in spec.checkpoint_steps():
+            if step in have and (have[step] / "checkpoint.json").exists():
+                sha = ckpt.read_manifest(have[step]).get("weights_sha256", "")
+                out.append(Unit(source, (rung.name, step), rung.name, {"checkpoint": sha}))
+    return out
+
+
+def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
+    units = [u for u in checkpoint_units(spec, lay, "evaluate")
+             if not part_is_current(lay.part("eval", *u.key), u.inputs)]
+    if not lay.part("eval", TASK_GROUP).exists():
+        units.insert(0, Unit("evaluate", (TASK_GROUP,), TASK_GROUP))
+    return units
+
+
+def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
+    import torch  # the work's imports (torch, transformers, pandas) stay out of the cheap ``todo`` path
+
+    from emergelab.measurements import write_part
+
+    torch.set_num_threads(spec.train.threads)
+    if units and units[0].key == (TASK_GROUP,):
+        write_part(lay.part("eval", TASK_GROUP), chance_rows(spec, lay))
+        return 1
+    tasks = study_tasks(spec, lay)
+    for i, u in enumerate(units):
+        rung, step = u.key
+        write_part(lay.part("eval", rung, step),
+                   evaluate_checkpoint(lay.checkpoint(rung, step), spec, lay, rung, step, tasks), u.inputs)
+        if progress is not None:
+            progress(u.group, i + 1, len(units))
+    return len(units)
+
+
+STAGE = Stage("evaluate", todo, run)

@@ -1,0 +1,34 @@
+"""The explain stage: combine the parts into ``measurements.parquet``, then fit, score and judge every curve.
+
+One unit. Its output is current when the stamp records the parts' digest (names, sizes, mtimes) and
+the spec's ``explain`` options it was made from, so a new part (``emergelab evaluate DIR``) or
+another option makes it stale.
+"""
+from __future__ import annotations
+
+from emergelab.layout import Layout
+from emergelab.spec import StudySpec
+from emergelab.stages.base import Stage, Unit, stamp_is_current, write_stamp
+
+
+def inputs(spec: StudySpec, lay: Layout) -> dict:
+    return {"parts": lay.parts_digest(), "options": spec.explain.model_dump(mode="json")}
+
+
+def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
+    current = stamp_is_current(lay, "explain", [lay.measurements, lay.explanations], inputs(spec, lay))
+    return [] if current else [Unit("explain", ("explanations",))]
+
+
+def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
+    from emergelab.explain.runner import run_explain  # pandas, scipy: out of the no-op path
+    from emergelab.measurements import combine_parts
+
+    stamp = inputs(spec, lay)
+    combine_parts(lay.parts, lay.measurements)
+    run_explain(lay.measurements, lay.explanations, options=spec.explain)
+    write_stamp(lay, "explain", stamp)
+    return 1
+
+
+STAGE = Stage("explain", todo, run, status="explaining curves")

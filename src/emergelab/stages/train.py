@@ -1,0 +1,39 @@
+"""The train stage: one unit per rung, trained (or resumed) until every scheduled checkpoint is valid.
+
+A rung is done when each checkpoint of the schedule verifies against its manifest's sha256 and the
+rung's training rows are written. Later stages record the weights sha256 of the checkpoint they read,
+so a checkpoint redone with the same weights (the exact resume) leaves their work valid, and one with
+other weights makes it stale; training deletes nothing of theirs.
+"""
+from __future__ import annotations
+
+from emergelab.layout import Layout
+from emergelab.models import checkpoint as ckpt
+from emergelab.spec import StudySpec
+from emergelab.stages.base import Stage, Unit
+
+
+def rung_trained(spec: StudySpec, lay: Layout, rung: str) -> bool:
+    have = ckpt.list_checkpoints(lay.checkpoints(rung))
+    need = spec.checkpoint_steps()
+    return lay.part("train", rung).exists() and all(s in have and ckpt.is_valid(have[s]) for s in need)
+
+
+def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
+    return [Unit("train", (r.name,), r.name) for r in spec.rungs_by_size() if not rung_trained(spec, lay, r.name)]
+
+
+def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
+    from emergelab.train.loop import train_rung  # torch: kept out of the cheap ``todo`` path
+
+    done = 0
+    for u in units:
+        done += train_rung(spec, lay, u.key[0], progress)["status"] != "done"
+    return done
+
+
+def total(spec: StudySpec, units: list[Unit]) -> int:
+    return spec.train.steps
+
+
+STAGE = Stage("train", todo, run, total=total)
