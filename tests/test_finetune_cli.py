@@ -47,7 +47,8 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str]:
         code = 0
     except SystemExit as exc:
         code = exc.code
-    return code, capsys.readouterr().err
+    cap = capsys.readouterr()
+    return code, cap.err + cap.out  # messages on stderr, the result tables on stdout
 
 
 def test_single_run_saves_a_reloadable_run_and_exports(model_dir, tmp_path, monkeypatch, capsys):

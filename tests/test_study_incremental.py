@@ -66,20 +66,50 @@ def test_deleted_checkpoint_redoes_only_what_depends_on_it(smoke_copy):
     pd.testing.assert_frame_equal(_table(smoke_copy), ref_table)
 
 
-def test_deleted_checkpoint_redoes_the_finetuning_runs_from_it(smoke_copy):
+def _finetune_parts(study: Path, rung: str, base: str) -> list[Path]:
+    return sorted((study / "parts" / "finetune" / rung / base).rglob("*.parquet"))
+
+
+def test_a_checkpoint_retrained_bit_identically_keeps_the_work_made_from_it(smoke_copy):
     ref_table = _table(smoke_copy)
     last = sorted(smoke_copy.glob("runs/L2-d16/checkpoints/step-*"))[-1]
-    tuned = sorted((smoke_copy / "parts" / "finetune" / "L2-d16" / last.name).rglob("*.parquet"))
-    scratch = sorted((smoke_copy / "parts" / "finetune" / "L2-d16" / "scratch").rglob("*.parquet"))
-    other = sorted((smoke_copy / "parts" / "finetune" / "L2-d64").rglob("*.parquet"))
-    assert tuned and scratch and other
-    before = {p: p.stat().st_mtime_ns for p in tuned + scratch + other}
+    made_from_it = _finetune_parts(smoke_copy, "L2-d16", last.name) + [smoke_copy / "parts" / "eval" / "L2-d16" / f"{last.name}.parquet"]
+    before = {p: p.stat().st_mtime_ns for p in made_from_it}
     shutil.rmtree(last)
     res = run_cli("study", "--preset", "smoke", "--out", str(smoke_copy))
     assert res.returncode == 0, res.stderr
-    assert all(p.exists() and p.stat().st_mtime_ns != before[p] for p in tuned)  # redone from the new checkpoint
-    assert all(p.stat().st_mtime_ns == before[p] for p in scratch + other)  # independent of it: kept
+    assert last.exists()
+    # the parts record the checkpoint's sha256, which exact resume reproduces: nothing made from it is redone
+    assert all(p.stat().st_mtime_ns == before[p] for p in made_from_it)
     pd.testing.assert_frame_equal(_table(smoke_copy), ref_table)
+
+
+def test_a_checkpoint_with_other_weights_redoes_exactly_the_work_made_from_it(smoke_copy):
+    import torch
+    from transformers import AutoTokenizer
+
+    from emergelab.models import checkpoint as ckpt
+
+    last = sorted(smoke_copy.glob("runs/L2-d16/checkpoints/step-*"))[-1]
+    tuned, scratch = _finetune_parts(smoke_copy, "L2-d16", last.name), _finetune_parts(smoke_copy, "L2-d16", "scratch")
+    other = sorted((smoke_copy / "parts" / "finetune" / "L2-d64").rglob("*.parquet"))
+    evals = {s: smoke_copy / "parts" / "eval" / "L2-d16" / f"{s}.parquet" for s in (last.name, "step-000008")}
+    probe = smoke_copy / "parts" / "probe" / "L2-d16" / f"{last.name}.parquet"
+    assert tuned and scratch and other
+    before = {p: p.stat().st_mtime_ns for p in tuned + scratch + other + list(evals.values()) + [probe]}
+    # a user puts other (valid) weights in place of the checkpoint: its manifest names their sha256
+    model, man = ckpt.load_model(last), ckpt.read_manifest(last)
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.mul_(0.5)
+    ckpt.save_checkpoint(last, model, AutoTokenizer.from_pretrained(str(last)),
+                         {k: v for k, v in man.items() if k not in ("weights_sha256", "schema_version", "versions")})
+    res = run_cli("study", "--preset", "smoke", "--out", str(smoke_copy))
+    assert res.returncode == 0, res.stderr
+    redone = tuned + [evals[last.name], probe]
+    assert all(p.stat().st_mtime_ns != before[p] for p in redone)  # made from the replaced checkpoint
+    kept = scratch + other + [evals["step-000008"]]
+    assert all(p.stat().st_mtime_ns == before[p] for p in kept)  # independent of it
 
 
 def test_killed_study_rerun_finishes_identically(smoke_study, tmp_path):

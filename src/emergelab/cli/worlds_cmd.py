@@ -20,8 +20,12 @@ app.add_typer(worlds_app, name="worlds")
 
 @worlds_app.callback()
 def _list(ctx: typer.Context) -> None:
-    """List the worlds, one line each."""
+    """List the worlds, one line each (a table on a terminal, tab-separated lines in a pipe)."""
     if ctx.invoked_subcommand is not None:
+        return
+    if not stdout.is_terminal:  # piped: one tab-separated line per world, for grep and cut
+        for name, cls in sorted(WORLDS.items()):
+            typer.echo(f"{name}\t{cls.summary}")
         return
     table = Table(show_header=True, header_style="bold")
     table.add_column("world")

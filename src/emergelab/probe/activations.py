@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import re
-from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-
-from emergelab.io import atomic_write_bytes
 
 __all__ = ["extract_hidden", "extract_attentions", "eager_attention", "pool", "resolve_layers"]
 
