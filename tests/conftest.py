@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the preflight's machine calibration: one cache for the whole session (and its subprocesses), not ~/.cache
+os.environ.setdefault("EMERGELAB_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"emergelab-test-cache-{os.getuid()}"))
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

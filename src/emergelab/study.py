@@ -17,6 +17,7 @@ from emergelab.errors import UserError
 from emergelab.executor import LocalExecutor
 from emergelab.io import StudyLock, atomic_write_json, atomic_write_text, clean_stale_temps, read_json
 from emergelab.layout import Layout
+from emergelab.preflight import Plan, plan
 from emergelab.progress import RungProgress
 from emergelab.spec import StudySpec, dump_yaml, parse, spec_data
 from emergelab.stages.base import Stage, Unit
@@ -104,9 +105,6 @@ class Runner:
     def run(self, stages: list[str]) -> dict[str, int]:
         chosen = [stage(s) for s in STAGES if s in stages]
         clean_stale_temps(self.lay.root)
-        for st in chosen:  # bad input (a finetune data file) fails before anything trains
-            if st.preflight is not None:
-                st.preflight(self.spec, self.lay)
         did: dict[str, int] = {}
         try:
             for st in chosen:
@@ -137,22 +135,59 @@ class Runner:
         return contextlib.nullcontext() if self.console is None else self.console.status(text)
 
 
-def run_study(spec: StudySpec, root: Path, stages: list[str] | None = None, console=None, executor=None) -> dict[str, int]:
-    """Create or resume the study at ``root`` and run ``stages`` (default: all)."""
+def has_work(spec: StudySpec, lay: Layout, stages: list[str]) -> bool:
+    """Whether any chosen stage has a unit left (cheap: what a finished study's no-op re-run checks)."""
+    return any(stage(s).todo(spec, lay) for s in STAGES if s in stages)
+
+
+def dry_run(spec: StudySpec, root: Path, stages: list[str] | None = None) -> Plan:
+    """The preflight of a study, writing nothing to ``root``."""
+    root, stages = Path(root), list(stages or STAGES)
+    for s in stages:
+        stage(s)
+    _check_new_dir(root)
+    lay = Layout(root)
+    if lay.spec.exists() and load_resolved(lay).hash() != spec.hash():
+        raise UserError(f"{root} holds a study with a different spec; use another --out, or delete the directory to start over")
+    return plan(spec, lay, stages)
+
+
+def _preflight(spec: StudySpec, lay: Layout, stages: list[str], console, *, estimate: bool = True) -> None:
+    """Before anything is written: the stages' input checks (a fine-tuning data file), then the estimates,
+    printed, refusing what cannot fit. Nothing at all when no stage has work left."""
+    if not has_work(spec, lay, stages):
+        return
+    for name in STAGES:
+        st = stage(name)
+        if name in stages and st.preflight is not None:
+            st.preflight(spec, lay)
+    if not estimate:
+        return
+    if console is not None:
+        for line in plan(spec, lay, stages).lines():
+            console.print(line, markup=False, highlight=False)
+
+
+def run_study(spec: StudySpec, root: Path, stages: list[str] | None = None, console=None, executor=None, *,
+              preflight: bool = True) -> dict[str, int]:
+    """Create or resume the study at ``root`` and run ``stages`` (default: all). The preflight runs first
+    and refuses, before anything is written, a study that would not fit on the disk or in memory."""
     root = Path(root)
     stages = list(stages or STAGES)
     for s in stages:
         stage(s)  # an unknown name fails before the directory is touched
     _check_new_dir(root)
+    _preflight(spec, Layout(root), stages, console, estimate=preflight)
     with StudyLock(root):
         lay = init_study(spec, root)
         return Runner(lay, spec, console, executor).run(stages)
 
 
-def run_stages(root: str | Path, stages: list[str], console=None, executor=None) -> dict[str, int]:
+def run_stages(root: str | Path, stages: list[str], console=None, executor=None, *, preflight: bool = True) -> dict[str, int]:
     """Run stages of an existing study directory (its ``study.yaml`` is the spec)."""
     lay = Layout(Path(root))
     spec = load_resolved(lay)
+    _preflight(spec, lay, stages, console, estimate=preflight)
     with StudyLock(lay.root):
         return Runner(lay, spec, console, executor).run(stages)
 

@@ -29,6 +29,25 @@ CASES = [
     ("spec-finetune-unknown-method", ["study", "--preset", "smoke", "--set", "finetune.methods=[prefix]", "--out", "{T}/s"], "finetune.methods"),
     ("spec-finetune-too-many-labels", ["study", "--preset", "smoke", "--set", "finetune.labels=[16,5000]", "--out", "{T}/s"], "5000 is more than"),
     ("spec-finetune-one-class-data", ["study", "--preset", "smoke", "--set", "finetune.task=", "--set", "finetune.data={A}/one_class.csv", "--out", "{T}/s"], "one class"),
+    # ranges and resources (the preflight): refused before anything is written
+    ("spec-negative-seed", ["study", "--preset", "smoke", "--set", "seed=-3", "--out", "{T}/s"], "seed: -3 is out of range; allowed: 0 ≤ seed"),
+    ("spec-steps-beyond-range", ["study", "--preset", "smoke", "--set", "train.steps=100000000000000", "--out", "{T}/s"], "train.steps: 100000000000000 is out of range"),
+    ("spec-seed-too-large", ["study", "--preset", "smoke", "--set", "seed=99999999999", "--out", "{T}/s"], "≤ 4,294,967,295"),
+    ("spec-finetune-negative-seed", ["study", "--preset", "smoke", "--set", "finetune.seeds=[-1]", "--out", "{T}/s"], "finetune.seeds.0: -1 is out of range"),
+    ("spec-negative-k-shot", ["study", "--preset", "smoke", "--set", "eval.k_shot=[-2]", "--out", "{T}/s"], "eval.k_shot.0"),
+    ("spec-lr-too-large", ["study", "--preset", "smoke", "--set", "train.lr=100", "--out", "{T}/s"], "0 < lr ≤ 10"),
+    ("spec-mlm-fraction", ["study", "--preset", "smoke", "--set", "mlm.probability=1.5", "--out", "{T}/s"], "0 < probability < 1"),
+    ("spec-warmup-past-steps", ["study", "--preset", "smoke", "--set", "train.warmup=1000", "--out", "{T}/s"], "train.warmup: 1000 is more than train.steps"),
+    ("spec-too-many-checkpoints", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1", "--out", "{T}/s"], "raise checkpoint_every"),
+    ("spec-zero-threads", ["study", "--preset", "smoke", "--set", "train.threads=0", "--out", "{T}/s"], "1 ≤ threads"),
+    ("spec-world-arg-range", ["study", "--preset", "smoke", "--set", "world=modular", "--set", "world_args.p=100000", "--out", "{T}/s"], "world_args.p: 100000 is out of range; allowed: 3 ≤ p ≤ 4,096"),
+    ("spec-probe-too-few-sequences", ["study", "--preset", "smoke", "--set", "probe.n_sequences=2", "--out", "{T}/s"], "probe.n_sequences"),
+    ("spec-eval-zero-batch", ["study", "--preset", "smoke", "--set", "eval.batch_size=0", "--out", "{T}/s"], "eval.batch_size"),
+    ("spec-explain-negative-seed", ["study", "--preset", "smoke", "--set", "explain.seed=-1", "--out", "{T}/s"], "explain.seed"),
+    ("resource-data-beyond-disk", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1000000", "--out", "{T}/s"], "on disk"),
+    ("resource-data-beyond-memory", ["study", "--preset", "smoke", "--set", "train.steps=300000", "--set", "train.batch_size=1024", "--set", "train.checkpoint_every=100000", "--out", "{T}/s"], "needs about"),
+    ("resource-giant-rung", ["study", "--preset", "smoke", "--set", "ladder.0.d_model=16384", "--set", "ladder.0.n_layer=1024", "--set", "ladder.0.n_head=16", "--out", "{T}/s"], "needs about"),
+    ("resource-dry-run-refuses-too", ["study", "--preset", "smoke", "--dry-run", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1000000", "--out", "{T}/s"], "on disk"),
     # corpora
     ("corpus-empty", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/empty.txt", "--out", "{T}/s"], "no text"),
     ("corpus-binary", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/binary.bin", "--out", "{T}/s"], "binary"),
@@ -78,6 +97,8 @@ def test_bad_input_is_one_clear_line(case, argv, fragment, assets: Path, tmp_pat
     assert fragment.lower() in errors[0].lower(), errors[0]
     after = {p: p.read_bytes() for p in assets.rglob("*") if p.is_file()}
     assert after == before  # nothing that existed was changed
+    if case.startswith(("spec-", "resource-")):  # refused at the edge: no study directory was created
+        assert not (tmp_path / "s").exists()
 
 
 def test_catalogue_has_at_least_30_cases():

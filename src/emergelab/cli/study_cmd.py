@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from emergelab.cli.app import app, console
-from emergelab.study import STAGES, read_spec, run_study
+from emergelab.cli.app import app, console, stdout
+from emergelab.study import STAGES, dry_run, read_spec, run_study
 
 
 @app.command()
@@ -18,14 +18,22 @@ def study(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study directory (default: studies/<name>)."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override: dotted.key=yaml-value (repeatable)."),
     stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of stages to run."),
+    dry_run_: bool = typer.Option(False, "--dry-run", help="Print what the study would cost (units, disk, memory, "
+                                                            "time) and stop; nothing is written to OUT."),
 ) -> None:
     """Run a study end to end: prepare → train → evaluate → probe → finetune → explain → report.
 
-    Re-running computes only what is missing; a killed run resumes where it stopped.
+    The preflight prints the units of work, the disk and memory it needs and the estimated wall time
+    first, and refuses a study that would not fit. Re-running computes only what is missing; a killed
+    run resumes where it stopped.
     """
     spec = read_spec(spec_file, preset, set_)
     root = out or Path("studies") / spec.name
     chosen = [s.strip() for s in stages.split(",")] if stages else list(STAGES)
+    if dry_run_:
+        for line in dry_run(spec, root, chosen).lines():
+            stdout.print(line, markup=False, highlight=False)
+        return
     t0 = time.perf_counter()
     console.print(f"[bold]emergelab[/] study [cyan]{spec.name}[/] (spec {spec.hash()}) → {root}")
     did = run_study(spec, root, chosen, console=console)

@@ -139,9 +139,10 @@ def stage_seconds(spec: StudySpec, facts: WorldFacts, timing: dict[str, dict], u
     per_eval = {r: _evaluate_s(spec, facts, timing[r]) for r in timing}
     per_probe = {r: _probe_s(spec, facts, timing[r], spec.rung(r)) for r in timing}
     per_ft = {r: _finetune_s(spec, timing[r]) for r in timing}
-    out["evaluate"] = makespan([per_eval[r] * n for r, n in units["evaluate"].items()], w)
-    out["probe"] = makespan([per_probe[r] * n for r, n in units["probe"].items()], w)
-    out["finetune"] = makespan([per_ft[r] * n for r, n in units["finetune"].items()], w)
+    # "" is a whole-study unit (evaluate's task-level rows): cheap next to the checkpoints'
+    out["evaluate"] = makespan([per_eval[r] * n for r, n in units["evaluate"].items() if r], w)
+    out["probe"] = makespan([per_probe[r] * n for r, n in units["probe"].items() if r], w)
+    out["finetune"] = makespan([per_ft[r] * n for r, n in units["finetune"].items() if r], w)
     n_curves = len(facts.answer_lengths) * 5 * len(spec.eval.k_shot) * (len(spec.ladder) + 2)
     out["explain"] = (0.5 + 0.02 * n_curves) if units["explain"] else 0.0
     n_figures = len(facts.answer_lengths) * 5 + 2 * facts.n_latents + 4
@@ -180,3 +181,25 @@ def _finetune_s(spec: StudySpec, tm: dict) -> float:
     steps = opts.steps or max(opts.min_steps, round(opts.epochs * math.ceil(mean_labels / opts.batch_size)))
     step_s = tm["train_step_s"] * opts.batch_size / (spec.train.batch_size * spec.train.grad_accum) * 1.5 + 4e-3
     return RUN_SETUP_S + steps * step_s + math.ceil(held / 64) * tm["forward_s"]
+
+
+def approx_params(d_model: int, n_layer: int, d_ff: int, *, vocab_size: int, seq_len: int, causal: bool) -> int:
+    """Parameters of the rung as ``models.build`` builds it (tied embeddings counted once), in closed form:
+    GPT-2 ``V·d + P·d + L·(4d² + 2d·f + 9d + f) + 2d``; BERT for pre-training adds token types, two layer
+    norms, the pooler, the MLM transform and decoder bias, and the NSP head. No torch needed."""
+    d, f, v, p = d_model, d_ff, vocab_size, seq_len
+    layers = n_layer * (4 * d * d + 2 * d * f + 9 * d + f)
+    if causal:
+        return v * d + p * d + layers + 2 * d
+    embeddings = v * d + p * d + 2 * d + 2 * d
+    heads = (d * d + d) + (d * d + d + 2 * d + v) + (2 * d + 2)  # pooler, MLM transform + decoder bias, NSP
+    return embeddings + layers + heads
+
+
+def train_peak_bytes(n_params: int, spec: StudySpec, d_model: int, n_layer: int, n_head: int, vocab_size: int) -> int:
+    """A worker training a rung: weights, gradients and AdamW's moments (16 bytes a parameter), activations
+    (Korthikanti et al. 2022: s·b·h·(34 + 5·a·s/h) bytes a layer at 16 bits, doubled for fp32) and the logits."""
+    s, b = spec.train.seq_len, spec.train.batch_size
+    acts = n_layer * s * b * d_model * (34 + 5 * n_head * s / d_model) * 2
+    logits = 3 * 4 * s * b * vocab_size
+    return int(BASE_RSS + 16 * n_params + acts + logits)

@@ -21,7 +21,7 @@ class ExplainOptions(BaseModel):
     n_bootstrap: int = Field(
         200, ge=0, le=10_000, description="Residual-bootstrap resamples for onset intervals (0: none).")
     ci_level: float = Field(0.95, gt=0.5, lt=1, description="Coverage of the onset confidence intervals.")
-    seed: int = Field(0, description="Seed of the bootstrap.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the bootstrap.")
     min_points: int = Field(4, ge=3, description="Curves with fewer distinct x values are 'insufficient data'.")
     min_points_fit: int = Field(
         8, ge=7,

@@ -11,7 +11,7 @@ its registry by them (and checks that it covers them).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,20 +31,20 @@ class FinetuneOptions(BaseModel):
     data_task: Literal["classify", "tag"] = Field("classify", description="what the labels of `data` are: one per text, or one per word")
     text_column: str = "text"
     label_column: str = "label"
-    n_examples: int = Field(640, ge=10, description="labelled examples drawn from the world task (evaluation split included)")
-    eval_size: int | None = Field(None, ge=1, description="examples held out for evaluation; default 20 % (at most 1000)")
+    n_examples: int = Field(640, ge=10, le=1_000_000, description="labelled examples drawn from the world task (evaluation split included)")
+    eval_size: int | None = Field(None, ge=1, le=1_000_000, description="examples held out for evaluation; default 20 % (at most 1000)")
     methods: list[Method] = Field(default_factory=lambda: ["lora"])
-    labels: list[int | Literal["all"]] = Field(default_factory=lambda: [16, 64],
+    labels: list[Annotated[int, Field(ge=1, le=1_000_000)] | Literal["all"]] = Field(default_factory=lambda: [16, 64],
                                                description="labelled training examples per run ('all' = the whole pool)")
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    checkpoints: Literal["last", "all"] | list[int] = Field("last", description="last, all, or a list of checkpoint steps")
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0])
+    checkpoints: Literal["last", "all"] | list[Annotated[int, Field(ge=0)]] = Field("last", description="last, all, or a list of checkpoint steps")
     rungs: list[str] | None = Field(None, description="rung names; default: every rung")
     random_init: bool = Field(True, description="also fine-tune the same architecture from random weights")
-    epochs: float = Field(3.0, gt=0, description="passes over the labelled examples (at least min_steps steps)")
-    steps: int | None = Field(None, ge=1, description="optimizer steps per run; overrides epochs")
-    min_steps: int = Field(20, ge=1)
-    lr: float | None = Field(None, gt=0, description="peak learning rate; default: the method's")
-    batch_size: int = Field(16, ge=1)
+    epochs: float = Field(3.0, gt=0, le=10_000, description="passes over the labelled examples (at least min_steps steps)")
+    steps: int | None = Field(None, ge=1, le=10_000_000, description="optimizer steps per run; overrides epochs")
+    min_steps: int = Field(20, ge=1, le=10_000_000)
+    lr: float | None = Field(None, gt=0, le=10, description="peak learning rate; default: the method's")
+    batch_size: int = Field(16, ge=1, le=65536)
 
     @field_validator("methods", "seeds")
     @classmethod

@@ -11,12 +11,19 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from emergelab.spec.explain import ExplainOptions
 from emergelab.spec.finetune import FinetuneOptions
+
+#: numpy's and torch's seeds are unsigned 32/64-bit: a seed is in [0, 2^32 − 1]
+MAX_SEED = 2**32 - 1
+#: a billion optimizer steps: beyond any study this tool is for; the preflight checks what a spec costs
+MAX_STEPS = 10**9
+#: checkpoints per rung (log-spaced ones and every ``checkpoint_every`` steps)
+MAX_CHECKPOINTS = 10_000
 
 Objective = Literal["clm", "mlm", "nsp"]
 InitScheme = Literal["normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
@@ -30,10 +37,10 @@ class Rung(_Strict):
     """One model size of the ladder."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
-    n_layer: int = Field(ge=1)
-    d_model: int = Field(ge=4)
-    n_head: int = Field(ge=1)
-    d_ff: int | None = Field(default=None, ge=1, description="feed-forward width; default 4·d_model")
+    n_layer: int = Field(ge=1, le=1024)
+    d_model: int = Field(ge=4, le=65536)
+    n_head: int = Field(ge=1, le=4096)
+    d_ff: int | None = Field(default=None, ge=1, le=262144, description="feed-forward width; default 4·d_model")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "Rung":
@@ -45,21 +52,21 @@ class Rung(_Strict):
 
 
 class TrainSpec(_Strict):
-    steps: int = Field(600, ge=1)
-    batch_size: int = Field(64, ge=1)
-    seq_len: int = Field(64, ge=8)
-    lr: float = Field(1e-3, gt=0)
-    warmup: int = Field(0, ge=0)
+    steps: int = Field(600, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(64, ge=1, le=65536)
+    seq_len: int = Field(64, ge=8, le=1 << 20)
+    lr: float = Field(1e-3, gt=0, le=10)
+    warmup: int = Field(0, ge=0, le=MAX_STEPS)
     schedule: Literal["constant", "cosine", "linear"] = "constant"
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = Field(1.0, ge=0)
-    grad_accum: int = Field(1, ge=1)
-    checkpoint_every: int = Field(100, ge=1, description="regular checkpoints after the log-spaced ones")
+    weight_decay: float = Field(0.0, ge=0, le=10)
+    grad_clip: float = Field(1.0, ge=0, le=1e6)
+    grad_accum: int = Field(1, ge=1, le=65536)
+    checkpoint_every: int = Field(100, ge=1, le=MAX_STEPS, description="regular checkpoints after the log-spaced ones")
     log_spaced: bool = True
-    log_every: int = Field(10, ge=1)
+    log_every: int = Field(10, ge=1, le=MAX_STEPS)
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast: auto = on where the GPU supports it, off on CPU")
-    threads: int = Field(1, ge=1, description="torch threads per training process")
-    workers: int = Field(2, ge=1, description="rungs trained in parallel processes")
+    threads: int = Field(1, ge=1, le=1024, description="torch threads per training process")
+    workers: int = Field(2, ge=1, le=1024, description="rungs trained in parallel processes")
     compile: bool = Field(False, description="torch.compile the model (slow first step per shape; cached on disk)")
     trackers: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]] = Field(
         default_factory=lambda: ["tensorboard"], description="experiment trackers; train.jsonl is always written")
@@ -84,11 +91,11 @@ class MLMSpec(_Strict):
 class LadderGrid(_Strict):
     """A generated ladder: widths log-spaced from ``min_d_model`` to ``max_d_model`` at a fixed aspect ratio."""
 
-    min_d_model: int = Field(ge=4)
-    max_d_model: int = Field(ge=4)
-    n_rungs: int = Field(ge=1)
-    aspect_ratio: float = Field(gt=0, description="d_model / n_layer, held fixed (Kaplan et al. 2020 use ~64)")
-    d_head: int = Field(16, ge=1, description="head width; every d_model is a multiple of it")
+    min_d_model: int = Field(ge=4, le=65536)
+    max_d_model: int = Field(ge=4, le=65536)
+    n_rungs: int = Field(ge=1, le=256)
+    aspect_ratio: float = Field(gt=0, le=65536, description="d_model / n_layer, held fixed (Kaplan et al. 2020 use ~64)")
+    d_head: int = Field(16, ge=1, le=4096, description="head width; every d_model is a multiple of it")
 
     @model_validator(mode="after")
     def _order(self) -> "LadderGrid":
@@ -116,25 +123,25 @@ class TokenizerSpec(_Strict):
 
     kind: Literal["auto", "wordpiece", "bpe"] = Field(
         "auto", description="auto: WordPiece for mlm/nsp (BERT), byte-level BPE for clm (GPT)")
-    vocab_size: int = Field(8000, ge=64, description="target vocabulary size (byte-level BPE has at least 263)")
+    vocab_size: int = Field(8000, ge=64, le=1 << 22, description="target vocabulary size (byte-level BPE has at least 263)")
     lowercase: bool = Field(False, description="lower-case the text before tokenising")
-    min_frequency: int = Field(2, ge=1, description="a piece must occur this often to be merged")
+    min_frequency: int = Field(2, ge=1, le=1 << 30, description="a piece must occur this often to be merged")
 
 
 class EvalSpec(_Strict):
     tasks: list[str] | None = Field(None, description="task names; default: the world's tasks")
-    n_examples: int = Field(256, ge=1)
-    k_shot: list[int] = Field(default_factory=lambda: [0])
-    n_bootstrap: int = Field(200, ge=0)
-    heldout_sequences: int = Field(128, ge=1)
+    n_examples: int = Field(256, ge=1, le=1_000_000)
+    k_shot: list[Annotated[int, Field(ge=0, le=4096)]] = Field(default_factory=lambda: [0])
+    n_bootstrap: int = Field(200, ge=0, le=100_000)
+    heldout_sequences: int = Field(128, ge=1, le=1_000_000)
     task_files: list[str] = Field(default_factory=list, description="task YAMLs (lm-eval vocabulary) evaluated beside the world's tasks")
-    batch_size: int = Field(32, ge=1, description="requests scored per forward pass")
+    batch_size: int = Field(32, ge=1, le=65536, description="requests scored per forward pass")
 
     @field_validator("k_shot")
     @classmethod
-    def _nonneg(cls, v: list[int]) -> list[int]:
-        if any(k < 0 for k in v):
-            raise ValueError("k_shot values must be ≥ 0")
+    def _sorted(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("give at least one shot count (e.g. [0] or [0, 4])")
         return sorted(set(v))
 
 
@@ -143,8 +150,8 @@ class ProbeSpec(_Strict):
     pool: Literal["last", "mean", "first"] = Field(
         "last", description="how a sequence-level latent reads a sequence: the last position (what a causal model "
                             "has read everything at), the mean over positions (a bag of tokens even at init), or the first")
-    n_sequences: int = Field(96, ge=4)
-    max_tokens: int = Field(3000, ge=10)
+    n_sequences: int = Field(96, ge=4, le=1_000_000)
+    max_tokens: int = Field(3000, ge=10, le=100_000_000)
     heads: bool = True
 
 
@@ -152,7 +159,7 @@ class StudySpec(_Strict):
     """Everything that defines a study. Same spec + same seed = same numbers."""
 
     name: str = "study"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds the data, the initialisation and every sampler")
     world: str = "induction"
     world_args: dict[str, Any] = Field(default_factory=dict)
     corpus: str | None = Field(None, validate_default=True,
@@ -214,6 +221,18 @@ class StudySpec(_Strict):
         return str(p.resolve()) if p is not None and p.exists() else v
 
     @model_validator(mode="after")
+    def _schedule_fits(self) -> "StudySpec":
+        t = self.train
+        if t.warmup > t.steps:
+            raise ValueError(f"train.warmup: {t.warmup} is more than train.steps {t.steps}; allowed 0 ≤ warmup ≤ steps")
+        n = n_checkpoints(t.steps, t.checkpoint_every, t.log_spaced)
+        if n > MAX_CHECKPOINTS:
+            least = -(-t.steps // (MAX_CHECKPOINTS - 64))
+            raise ValueError(f"train.checkpoint_every: {t.checkpoint_every} gives {n:,} checkpoints per rung for "
+                             f"{t.steps:,} steps; at most {MAX_CHECKPOINTS:,}: raise checkpoint_every to at least {least:,}")
+        return self
+
+    @model_validator(mode="after")
     def _finetune_rungs_and_steps(self) -> "StudySpec":
         """The fine-tuning section's cross-checks that need only the spec (its task is the finetune stage's)."""
         opts = self.finetune
@@ -254,6 +273,14 @@ class StudySpec(_Strict):
         return self.train.batch_size * self.train.grad_accum * self.train.seq_len
 
 
+def n_checkpoints(steps: int, every: int, log_spaced: bool = True) -> int:
+    """``len(checkpoint_steps(...))`` without building the list (a spec may ask for billions)."""
+    regular = steps // every
+    if regular > 10 * MAX_CHECKPOINTS:  # far too many either way: the bound is enough to say so
+        return regular
+    return len(checkpoint_steps(steps, every, log_spaced))
+
+
 def checkpoint_steps(steps: int, every: int, log_spaced: bool = True) -> list[int]:
     """Steps {0, 1, 2, 4, …, 2^k} ∪ {every, 2·every, …} ∪ {steps}, capped at ``steps``."""
     out = {0, steps}
@@ -280,10 +307,64 @@ def spec_hash(spec: StudySpec) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def first_error(exc: ValidationError) -> str:
-    """One line for a pydantic error: the key path and the message (the spec's error wording)."""
+_BOUND_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
+
+
+def _constraints(annotation: Any) -> list:
+    """annotated_types bounds (Ge, Gt, Le, Lt) on an ``Annotated`` type, through lists and optionals."""
+    out = []
+    for meta in getattr(annotation, "__metadata__", ()):
+        out += list(getattr(meta, "metadata", [meta]))
+    for arg in get_args(annotation):
+        out += _constraints(arg)
+    return out
+
+
+def _bounds(loc: tuple, root: type[BaseModel]) -> tuple[Any, Any, str]:
+    """(lower, upper, "≤" or "<" pair) of the field at ``loc`` of ``root``, as far as they are known."""
+    model: Any = root
+    metas: list = []
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            continue
+        metas = list(field.metadata) + _constraints(field.annotation)
+        nested = [a for a in (field.annotation, *get_args(field.annotation))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = nested[0] if nested else None
+    lo = next(((m.ge, "≤") for m in metas if getattr(m, "ge", None) is not None),
+              next(((m.gt, "<") for m in metas if getattr(m, "gt", None) is not None), (None, "")))
+    hi = next(((m.le, "≤") for m in metas if getattr(m, "le", None) is not None),
+              next(((m.lt, "<") for m in metas if getattr(m, "lt", None) is not None), (None, "")))
+    return lo, hi, str(loc[-1]) if loc else "value"
+
+
+def _range_message(err: dict, root: type[BaseModel]) -> str:
+    """``123 is out of range; allowed: 1 ≤ steps ≤ 1000000000`` (the key path is added by the caller)."""
+    loc = tuple(_key_path(err["loc"]))
+    (lo, lo_op), (hi, hi_op), name = _bounds(loc, root)
+    if isinstance(loc[-1], int):
+        name = f"each value of {loc[-2]}" if len(loc) > 1 else "each value"
+    parts = ([f"{lo:,} {lo_op}" if isinstance(lo, int) else f"{lo} {lo_op}"] if lo is not None else []) + [name] + (
+        [f"{hi_op} {hi:,}" if isinstance(hi, int) else f"{hi_op} {hi}"] if hi is not None else [])
+    if lo is None and hi is None:
+        return err["msg"]
+    value = err.get("input")
+    return f"{value!r} is out of range; allowed: {' '.join(parts)}"
+
+
+def _key_path(loc: tuple) -> list:
+    """The spec's keys in a pydantic location, without the union branches it adds (``constrained-int``)."""
+    return [p for p in loc if isinstance(p, int) or (str(p).isidentifier() and p not in ("int", "float", "str", "bool"))]
+
+
+def first_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """One line for a pydantic error: the key path and the message (the spec's error wording); ``root`` is
+    the model the location starts at (default: the study spec), for the allowed range of a value."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "<spec>"
+    loc = ".".join(str(p) for p in _key_path(err["loc"])) or "<spec>"
     msg = err["msg"].removeprefix("Value error, ")
     if not err["loc"] and err["type"] == "value_error":  # a whole-spec check names its own keys
         return msg
@@ -291,4 +372,6 @@ def first_error(exc: ValidationError) -> str:
         return f"{loc}: unknown key"
     if err["type"] == "literal_error":
         return f"{loc}: {msg} (got {err.get('input')!r})"
+    if err["type"] in _BOUND_ERRORS and err["loc"]:
+        return f"{loc}: {_range_message(err, root or StudySpec)}"
     return f"{loc}: {msg}"

@@ -119,7 +119,7 @@ def resolve(spec: StudySpec) -> StudySpec:
     try:
         params = WORLDS[spec.world].Params(**spec.world_args)
     except ValidationError as exc:
-        raise UserError(f"world_args.{first_error(exc)}") from None
+        raise UserError(f"world_args.{first_error(exc, WORLDS[spec.world].Params)}") from None
     return spec.model_copy(update={"world_args": params.model_dump()})
 
 

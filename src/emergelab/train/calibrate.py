@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
@@ -50,10 +51,11 @@ def time_rung(spec: StudySpec, rung: Rung, vocab_size: int, *, warmup: int = 2, 
     per_step = t.batch_size * t.grad_accum
     rng = np.random.default_rng(0)
     with TemporaryDirectory() as tmp:
-        acc = make_accelerator([], Layout(tmp).logs(rung.name))
+        lay = Layout(Path(tmp))
+        acc = make_accelerator([], lay.logs(rung.name))
         objective = training_objective(spec, tok)
         step_module = acc.prepare(StepModule(model, objective))
-        run = RungRun(spec, Layout(tmp), rung, acc, tok, synthetic_rows(spec, len(tok), per_step * (warmup + steps), rng),
+        run = RungRun(spec, lay, rung, acc, tok, synthetic_rows(spec, len(tok), per_step * (warmup + steps), rng),
                       shard(t.batch_size, 1, 0), set(), model=model, step_module=step_module, objective=objective,
                       opt=make_optimizer(model, t), bf16=use_bf16(t.bf16, acc.device))
         step_module.train()

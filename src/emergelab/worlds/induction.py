@@ -9,10 +9,10 @@ from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
 
 class InductionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    vocab: int = Field(64, ge=4, description="number of distinct symbols")
-    min_period: int = Field(8, ge=2, description="shortest repeated block")
-    max_period: int = Field(32, ge=2, description="longest repeated block")
-    answer_length: int = Field(5, ge=1, description="tokens to continue in the task")
+    vocab: int = Field(64, ge=4, le=1 << 20, description="number of distinct symbols")
+    min_period: int = Field(8, ge=2, le=1 << 20, description="shortest repeated block")
+    max_period: int = Field(32, ge=2, le=1 << 20, description="longest repeated block")
+    answer_length: int = Field(5, ge=1, le=1 << 20, description="tokens to continue in the task")
     distinct: bool = Field(True, description="blocks hold distinct symbols, so every token's previous "
                                              "occurrence (what an induction head looks up) is unique")
 

@@ -31,7 +31,7 @@ class Component(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     world: str = Field(description="a symbol world (not text, not mixture)")
-    weight: float = Field(1.0, gt=0, description="relative share of training blocks (normalised over components)")
+    weight: float = Field(1.0, gt=0, le=1e6, description="relative share of training blocks (normalised over components)")
     args: dict = Field(default_factory=dict, description="the component world's parameters (its world_args)")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$",
                              description="prefix for clashing names; default: the world's name")

@@ -15,7 +15,7 @@ FOURIER_BINS = ["[-1,-0.5)", "[-0.5,0)", "[0,0.5)", "[0.5,1]"]
 
 class ModularParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    p: int = Field(97, ge=3, description="the modulus")
+    p: int = Field(97, ge=3, le=4096, description="the modulus")
     train_fraction: float = Field(0.3, gt=0, lt=1, description="fraction of the p² pairs trained on")
     fourier_k: list[int] = Field(default_factory=lambda: [1, 2], description="frequencies of the Fourier latents")
 

@@ -12,10 +12,10 @@ from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
 
 class ParityParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    n_tasks: int = Field(16, ge=1, description="subtasks (Michaud et al.: 500)")
-    n_bits: int = Field(24, ge=1, description="task bits per example (Michaud et al.: 100)")
-    k: int = Field(3, ge=1, description="bits whose parity a subtask asks for")
-    alpha: float = Field(0.4, ge=0, description="subtask i is drawn with probability ∝ i^−(alpha+1)")
+    n_tasks: int = Field(16, ge=1, le=100_000, description="subtasks (Michaud et al.: 500)")
+    n_bits: int = Field(24, ge=1, le=100_000, description="task bits per example (Michaud et al.: 100)")
+    k: int = Field(3, ge=1, le=100_000, description="bits whose parity a subtask asks for")
+    alpha: float = Field(0.4, ge=0, le=100, description="subtask i is drawn with probability ∝ i^−(alpha+1)")
 
     @model_validator(mode="after")
     def _k_fits(self) -> "ParityParams":

@@ -34,8 +34,8 @@ class TextParams(BaseModel):
     split: str = Field("train", description="the split of a datasets corpus to read")
     validation_fraction: float = Field(0.05, gt=0, lt=0.5, description="documents held out (seeded)")
     dedup: bool = Field(True, description="drop exact duplicate documents")
-    max_documents: int | None = Field(None, ge=2, description="use at most this many documents")
-    task_context: int = Field(48, ge=2, description="most prompt tokens of a next_word example")
+    max_documents: int | None = Field(None, ge=2, le=1 << 40, description="use at most this many documents")
+    task_context: int = Field(48, ge=2, le=1 << 20, description="most prompt tokens of a next_word example")
 
 
 def position_bin(pos: np.ndarray) -> np.ndarray:

@@ -1,0 +1,182 @@
+"""Preflight: what a study will cost, printed before any work (and alone with ``emergelab study --dry-run``).
+
+``plan(spec, lay, stages)`` counts the units each stage has left, sizes the data and checkpoints,
+estimates the peak memory of the largest unit and the wall time from this machine's calibration, and
+refuses — one line with the numbers and the fix — a study that would not fit on the disk or in memory.
+Nothing is written to the study directory (the calibration is cached under ``~/.cache/emergelab``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emergelab.layout import Layout
+from emergelab.models import checkpoint as ckpt
+from emergelab.preflight.calibrate import calibrate
+from emergelab.preflight.estimate import (
+    BASE_RSS,
+    START_S,
+    WorldFacts,
+    approx_params,
+    available_memory,
+    check_fits,
+    checkpoint_bytes,
+    data_bytes,
+    fmt_bytes,
+    fmt_seconds,
+    free_disk,
+    n_checkpoints,
+    prepare_peak_bytes,
+    stage_seconds,
+    state_bytes,
+    train_peak_bytes,
+)
+from emergelab.spec import StudySpec
+from emergelab.stages import explain as explain_stage
+from emergelab.stages import report as report_stage
+from emergelab.stages.base import part_is_current
+from emergelab.stages.finetune import missing as finetune_missing
+from emergelab.stages.prepare import is_prepared
+from emergelab.stages.train import rung_trained
+from emergelab.worlds import TextWorld, world_for_spec
+
+STAGE_ORDER = ("prepare", "train", "evaluate", "probe", "finetune", "explain", "report")
+
+
+@dataclass
+class Plan:
+    """The preflight's numbers; ``lines()`` says them."""
+
+    units: dict[str, int]
+    data_bytes: int
+    n_checkpoints: int
+    checkpoint_bytes: int
+    state_bytes: int
+    peak_memory: int
+    peak_what: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    calibration: str = ""
+    free_disk: int = 0
+    available_memory: int = 0
+
+    @property
+    def disk_bytes(self) -> int:
+        return self.data_bytes + self.checkpoint_bytes + self.state_bytes
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values()) + (START_S if any(self.units.values()) else 0.0)
+
+    def lines(self) -> list[str]:
+        units = ", ".join(f"{k} {v}" for k, v in self.units.items())
+        out = [f"preflight: units of work: {units}",
+               f"preflight: disk {fmt_bytes(self.disk_bytes)} (prepared data {fmt_bytes(self.data_bytes)}, "
+               f"{self.n_checkpoints:,} checkpoints {fmt_bytes(self.checkpoint_bytes)}, optimizer state "
+               f"{fmt_bytes(self.state_bytes)}) of {fmt_bytes(self.free_disk)} free",
+               f"preflight: peak memory {fmt_bytes(self.peak_memory)} ({self.peak_what}) of "
+               f"{fmt_bytes(self.available_memory)} available"]
+        if self.seconds:
+            parts = ", ".join(f"{k} {fmt_seconds(v)}" for k, v in self.seconds.items() if v >= 0.05)
+            out.append(f"preflight: estimated wall time {fmt_seconds(self.total_seconds)} ({parts}); {self.calibration}")
+        return out
+
+
+def world_facts(spec: StudySpec, lay: Layout) -> WorldFacts:
+    """Vocabulary, task answer lengths and latents: from the prepared data, else from the world (a text
+    world is not read here: its corpus may be large, so it gets the tokenizer's vocabulary and one task)."""
+    tasks_of = (lambda names: [n for n in names if n in spec.eval.tasks]) if spec.eval.tasks else list
+    latents_of = (lambda names: [n for n in names if n in spec.probe.latents]) if spec.probe.latents else list
+    if lay.data_dir.exists():
+        man = lay.data_dir.manifest()
+        latents = latents_of(list(man["latents"]))
+        return WorldFacts(man["vocab_size"], [man["tasks"][t]["answer_length"] for t in tasks_of(list(man["tasks"]))],
+                          max(1, min(2, len(latents))), max(1, len(latents)))
+    if spec.world == TextWorld.name:
+        return WorldFacts(spec.tokenizer.vocab_size, [1], 1, 1)
+    world = world_for_spec(spec)
+    tasks = {ts.name: ts.answer_length for ts in world.tasks(4)}
+    latents = {ls.name: ls.input_ids.tobytes() for ls in world.latents(4, spec.train.seq_len)}
+    chosen = latents_of(list(latents))
+    return WorldFacts(world.id_offset + len(world.symbols), [tasks[t] for t in tasks_of(list(tasks))],
+                      max(1, len({latents[n] for n in chosen})), max(1, len(chosen)))
+
+
+def _checkpoint_units(spec: StudySpec, lay: Layout, source: str) -> dict[str, int]:
+    """Per rung, the checkpoints whose ``source`` part is missing or stale (once training has written them)."""
+    out = {}
+    for rung in spec.rungs_by_size():
+        n = 0
+        for step in spec.checkpoint_steps():
+            path = lay.checkpoint(rung.name, step)
+            sha = ckpt.read_manifest(path).get("weights_sha256", "") if (path / "checkpoint.json").exists() else None
+            n += sha is None or not part_is_current(lay.part(source, rung.name, step), {"checkpoint": sha})
+        if n:
+            out[rung.name] = n
+    return out
+
+
+def units_left(spec: StudySpec, lay: Layout, stages: list[str]) -> dict[str, dict[str, int]]:
+    """Per stage and rung (or "" for whole-study units), the units that will run."""
+    out: dict[str, dict[str, int]] = {s: {} for s in STAGE_ORDER}
+    if "prepare" in stages and not is_prepared(lay.data, spec):
+        out["prepare"] = {"": 1}
+    if "train" in stages:
+        out["train"] = {r.name: 1 for r in spec.rungs_by_size() if not rung_trained(spec, lay, r.name)}
+    for stage, source in (("evaluate", "eval"), ("probe", "probe")):
+        if stage in stages:
+            out[stage] = _checkpoint_units(spec, lay, source)
+    if "evaluate" in stages and not lay.part("eval", "_task").exists():
+        out["evaluate"][""] = 1
+    if "finetune" in stages:
+        for u in finetune_missing(spec, lay):
+            out["finetune"][u.group] = out["finetune"].get(u.group, 0) + 1
+    earlier = any(out[s] for s in STAGE_ORDER[:5])
+    for stage in ("explain", "report"):
+        if stage in stages and (earlier or not _current(spec, lay, stage)):
+            out[stage] = {"": 1}
+    return out
+
+
+def _current(spec: StudySpec, lay: Layout, stage: str) -> bool:
+    return not {"explain": explain_stage, "report": report_stage}[stage].STAGE.todo(spec, lay)
+
+
+def plan(spec: StudySpec, lay: Layout, stages: list[str], *, use_cache: bool = True) -> Plan:
+    """The preflight's numbers; raises a one-line UserError for a study that cannot fit. Sizes and the
+    memory check come from closed forms first, so an impossible spec is refused before anything is built."""
+    units = units_left(spec, lay, stages)
+    facts = world_facts(spec, lay)
+    counts = {s: sum(v.values()) for s, v in units.items() if s in stages}
+    params = {r.name: approx_params(r.d_model, r.n_layer, r.d_ff, vocab_size=facts.vocab_size, seq_len=spec.train.seq_len,
+                                    causal=spec.causal) for r in spec.ladder}
+    new_ckpts = {r: n_checkpoints(spec) for r in units["train"]}
+    data = data_bytes(spec, facts) if units["prepare"] else 0
+    ck_bytes = sum(new_ckpts[r] * checkpoint_bytes(params[r], facts.vocab_size) for r in new_ckpts)
+    st_bytes = sum(state_bytes(params[r]) for r in new_ckpts)
+    peak, what = _peak(spec, facts, params, units)
+    check_fits(spec, lay, need_disk=data + ck_bytes + st_bytes, need_memory=peak, what_memory=what)
+    needs_models = any(units[s] for s in ("train", "evaluate", "probe", "finetune"))
+    timing, source, took = calibrate(spec, facts.vocab_size, use_cache=use_cache) if needs_models else ({}, "", 0.0)
+    if timing and units["train"]:  # the measured peak of a worker training the largest rung
+        largest, n = spec.rungs_by_size()[0].name, min(spec.train.workers, len(units["train"]))
+        if timing[largest]["peak_rss"] * n > peak:
+            peak, what = timing[largest]["peak_rss"] * n, f"{n} worker(s) training, the largest {largest}"
+        check_fits(spec, lay, need_disk=0, need_memory=peak, what_memory=what)
+    seconds = stage_seconds(spec, facts, timing, units) if timing else {}
+    how = (f"calibrated on this machine in {took:.1f} s (cached for the next runs)" if source == "measured"
+           else "from this machine's cached calibration") if timing else ""
+    return Plan({s: counts[s] for s in STAGE_ORDER if s in counts}, data, sum(new_ckpts.values()), ck_bytes, st_bytes,
+                peak, what, {s: seconds[s] for s in STAGE_ORDER if s in seconds and s in stages}, how,
+                free_disk(lay.root), available_memory())
+
+
+def _peak(spec: StudySpec, facts: WorldFacts, params: dict[str, int], units: dict) -> tuple[int, str]:
+    """The largest memory any stage needs at once, from closed forms: preparing the data, or the workers training."""
+    peak, what = (prepare_peak_bytes(spec), "preparing the data") if units["prepare"] else (BASE_RSS, "a worker")
+    if units["train"]:
+        largest = spec.rung(max(units["train"], key=lambda r: params[r]))
+        n = min(spec.train.workers, len(units["train"]))
+        train = n * train_peak_bytes(params[largest.name], spec, largest.d_model, largest.n_layer, largest.n_head,
+                                     facts.vocab_size)
+        if train > peak:
+            peak, what = train, f"{n} worker(s) training, the largest {largest.name}"
+    return peak, what
