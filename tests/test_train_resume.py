@@ -55,6 +55,8 @@ def _kill_during_training(out: Path, rng: random.Random) -> int:
     state = out / "runs" / "r" / "state" / "state.json"
     resume_step = json.loads(state.read_text())["step"] if state.exists() else 0
     old_inode = log.stat().st_ino if log.exists() else None  # a resumed run first rewrites the log
+    if resume_step + 1 > STEPS - 2:  # the last kill came after the final state was saved: nothing left to cut
+        return len(log.read_text().splitlines())
     target = rng.randint(resume_step + 1, STEPS - 2)
     proc = subprocess.Popen([sys.executable, "-m", "emergelab", "train", str(out)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
