@@ -44,6 +44,7 @@ def finetune_cmd(
     save_weights: bool = typer.Option(False, "--save-weights", help="Sweeps: also save every run's weights (a single run always does)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Single run: also save a plain transformers model (LoRA/AdaLoRA/IA3 merged in) here."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model directory's own Python code (only if you trust it)."),
 ) -> None:
     """Fine-tune a model on labelled data: full, LoRA, AdaLoRA, IA3 or bottleneck adapters.
 
@@ -69,6 +70,7 @@ def finetune_cmd(
         method=methods[0], epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, batch_size=batch_size,
         max_length=max_length, lora_r=lora_r, adapter_kind=adapter_kind,
         target_modules=tuple(_split(target_modules)) or None, from_scratch=from_scratch,
+        trust_remote_code=trust_remote_code,
     )
     for m in methods[1:]:
         replace(config, method=m)  # refuse an unknown method before loading anything

@@ -44,6 +44,7 @@ def probe(
     seed: int = typer.Option(0, "--seed", help="Seeds the subset, the train/test split and the control task."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per forward pass."),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for measurements.parquet (standalone mode)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model directory's own Python code (only if you trust it)."),
 ) -> None:
     """Linear probes with control tasks: a study's probe stage, or any local model on labelled data.
 
@@ -65,11 +66,12 @@ def probe(
         raise UserError(f"no labelled data at {data}; give a file (or, for tag, a folder of tagged files)")
     _standalone(model, data, task=task, text_column=text_column, label_column=label_column, max_examples=max_examples,
                 layers=_parse_layers(layers), how=pool_how, max_length=max_length, name=name or data.stem, seed=seed,
-                batch_size=batch_size, out=out)
+                batch_size=batch_size, out=out, trust_remote_code=trust_remote_code)
 
 
 def _standalone(model_dir: Path, data_path: Path, *, task: str, text_column, label_column, max_examples: int,
-                layers, how: str, max_length: int, name: str, seed: int, batch_size: int, out: Path) -> None:
+                layers, how: str, max_length: int, name: str, seed: int, batch_size: int, out: Path,
+                trust_remote_code: bool = False) -> None:
     from rich.table import Table
     from transformers.utils import logging as hf_logging
 
@@ -91,7 +93,7 @@ def _standalone(model_dir: Path, data_path: Path, *, task: str, text_column, lab
     with console.status(f"probing {model_dir} on {data_path.name}"):
         rows, features = probe_labelled(model_dir, labelled, task=name, layers=layers, max_examples=max_examples,
                                         seed=seed, max_length=max_length, batch_size=batch_size, how=how,
-                                        on_layer=on_layer)
+                                        on_layer=on_layer, trust_remote_code=trust_remote_code)
     stdout.print(table)
     n_classes = len(set(features.y.tolist()))
     note = f"; {features.n_dropped} words lost to truncation" if features.n_dropped else ""

@@ -53,6 +53,8 @@ class FinetuneConfig:
     """Module names for LoRA/AdaLoRA/IA3; None takes peft's defaults for the model type."""
     from_scratch: bool = False
     """Same architecture with random weights: what pretraining is worth."""
+    trust_remote_code: bool = False
+    """Run the model directory's own Python code (``--trust-remote-code``; only for a model you trust)."""
 
     def __post_init__(self) -> None:
         if self.method not in METHOD_NAMES:
@@ -106,4 +108,5 @@ class FinetuneConfig:
         """A short hash of every setting, for recognising a run already recorded (``lr`` as resolved)."""
         d = self.to_dict()
         d.pop("lr")  # lr=None and an explicit lr equal to the method's default are the same run
+        d.pop("trust_remote_code")  # how the model is allowed to load, not what the run computes
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

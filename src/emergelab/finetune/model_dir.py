@@ -81,18 +81,18 @@ def check_model_dir(path: str | Path) -> BaseModel:
     )
 
 
-def load_tokenizer(path: str | Path, *, task: str):
+def load_tokenizer(path: str | Path, *, task: str, trust_remote_code: bool = False):
     """A fast tokenizer with a pad token (causal models reuse EOS as padding)."""
     from transformers import AutoTokenizer
 
     with quiet_transformers():
         try:
-            tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+            tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         except Exception as exc:  # noqa: BLE001 - any failure here is a bad tokenizer directory
             raise UserError(f"cannot load the tokenizer in {path} ({type(exc).__name__}: {str(exc)[:120]}); re-save it with tokenizer.save_pretrained(dir)") from None
         if task == "tag" and getattr(tok, "add_prefix_space", None) is False:
             # byte-level BPE: pre-split words need their leading space to be tokenized as in running text
-            tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, add_prefix_space=True)
+            tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code, add_prefix_space=True)
     if not getattr(tok, "is_fast", False):
         raise UserError(f"the tokenizer in {path} is not a fast (tokenizers) tokenizer; word alignment needs tokenizer.json")
     if tok.pad_token is None:
@@ -118,7 +118,7 @@ HEAD_NAMES = ("classifier", "score", "pre_classifier")
 
 
 def load_task_model(path: str | Path, *, task: str, label_names: list[str], pad_token_id: int,
-                    from_scratch: bool = False, seed: int = 0):
+                    from_scratch: bool = False, seed: int = 0, trust_remote_code: bool = False):
     """The base model with a fresh classification head (``from_scratch``: every weight random).
 
     Returns ``(model, new_modules)``: ``new_modules`` are the modules outside the head that the
@@ -136,10 +136,10 @@ def load_task_model(path: str | Path, *, task: str, label_names: list[str], pad_
         try:
             new: list[str] = []
             if from_scratch:
-                config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, **kw)
+                config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code, **kw)
                 model = cls.from_config(config)
             else:
-                model, info = cls.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False,
+                model, info = cls.from_pretrained(str(path), use_safetensors=True, trust_remote_code=trust_remote_code,
                                                   output_loading_info=True, **kw)
                 params = dict(model.named_parameters())  # missing buffers (position ids) are rebuilt, not learned
                 new = sorted({k.rsplit(".", 1)[0] for k in info["missing_keys"]

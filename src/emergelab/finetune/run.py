@@ -25,8 +25,8 @@ from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.encode import IGNORE, encode
 from emergelab.finetune.evaluate import majority_baseline, scores
 from emergelab.finetune.methods import adalora_ranks, wrap_model
-from emergelab.finetune.model_dir import BaseModel, count_parameters, is_causal, load_task_model, load_tokenizer
-from emergelab.finetune.sampling import default_eval_size, holdout_split, label_subset
+from emergelab.finetune.model_dir import BaseModel, check_model_dir, count_parameters, is_causal, load_task_model, load_tokenizer
+from emergelab.finetune.sampling import check_label_counts, default_eval_size, holdout_split, label_subset
 from emergelab.finetune.saved import RECORD, SCHEMA_VERSION, save_base, save_weights
 from emergelab.finetune.train import train
 from emergelab.io import atomic_write_json, read_json
@@ -39,7 +39,6 @@ ROWS = "measurements.parquet"
 @dataclass
 class Splits:
     """The training pool and the evaluation examples (never trained on)."""
-
     pool: LabelledData
     eval: LabelledData
     held_out: int  # examples of the data held out for evaluation (0 with separate eval data)
@@ -126,9 +125,10 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
     device = device or default_device()
     task = splits.pool.task
     train_data = label_subset(splits.pool, n_labels, seed)
-    tokenizer = load_tokenizer(base.path, task=task)
+    tokenizer = load_tokenizer(base.path, task=task, trust_remote_code=config.trust_remote_code)
     model, new_modules = load_task_model(base.path, task=task, label_names=splits.pool.label_names,
-                                         pad_token_id=tokenizer.pad_token_id, from_scratch=config.from_scratch, seed=seed)
+                                         pad_token_id=tokenizer.pad_token_id, from_scratch=config.from_scratch, seed=seed,
+                                         trust_remote_code=config.trust_remote_code)
     n_backbone = sum(p.numel() for p in model.base_model.parameters())
     if config.from_scratch and save and run_dir is not None and config.method != "full":
         save_base(model, run_dir)
@@ -191,8 +191,6 @@ def finetune(model_dir: str | Path, data: LabelledData, *, config: FinetuneConfi
     Returns the run record (``finetune.json``'s content) plus ``rows`` (measurement rows), ``model``
     and ``tokenizer`` (absent when the run was already recorded in ``out_dir`` and so skipped).
     """
-    from emergelab.finetune.model_dir import check_model_dir
-    from emergelab.finetune.sampling import check_label_counts
 
     config = config or FinetuneConfig()
     base = check_model_dir(model_dir)

@@ -18,6 +18,8 @@ from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.model_dir import check_model_dir
 from emergelab.finetune.run import ROWS, data_digest, data_name_of, prepare_splits, run_one, spec_digest
 from emergelab.finetune.sampling import check_label_counts
+from emergelab.io import atomic_write_text
+from emergelab.measurements import combine_parts
 
 
 def run_dir_for(out_dir: Path, config: FinetuneConfig, n_labels: int | None, seed: int) -> Path:
@@ -70,9 +72,6 @@ def finetune_sweep(
                 if on_run is not None:
                     on_run(rec)
     if out is not None:
-        from emergelab.io import atomic_write_text
-        from emergelab.measurements import combine_parts
-
         everything = combine_parts(out / "runs", out / ROWS)  # this sweep's runs and any recorded earlier in OUT
         atomic_write_text(out / "summary.csv", summarize(everything).to_csv(index=False))
     return rows

@@ -88,15 +88,21 @@ def world_facts(spec: StudySpec, lay: Layout) -> WorldFacts:
     if lay.data_dir.exists():
         man = lay.data_dir.manifest()
         latents = latents_of(list(man["latents"]))
-        return WorldFacts(man["vocab_size"], [man["tasks"][t]["answer_length"] for t in tasks_of(list(man["tasks"]))],
+        names = tasks_of(list(man["tasks"]))
+        prompts = [sum(len(e["prompt"]) + len(e["target"]) for e in ex) / max(1, len(ex))
+                   for ex in (lay.data_dir.task(t)[:16] for t in names)]
+        return WorldFacts(man["vocab_size"], [man["tasks"][t]["answer_length"] for t in names], prompts,
                           max(1, min(2, len(latents))), max(1, len(latents)))
     if spec.world == TextWorld.name:
-        return WorldFacts(spec.tokenizer.vocab_size, [1], 1, 1)
+        return WorldFacts(spec.tokenizer.vocab_size, [1], [spec.train.seq_len], 1, 1)
     world = world_for_spec(spec)
-    tasks = {ts.name: ts.answer_length for ts in world.tasks(4)}
+    drawn = world.tasks(4)
+    tasks = {ts.name: ts.answer_length for ts in drawn}
+    prompt = {ts.name: sum(len(e.prompt) + len(e.target) for e in ts.examples) / max(1, len(ts.examples)) for ts in drawn}
     latents = {ls.name: ls.input_ids.tobytes() for ls in world.latents(4, spec.train.seq_len)}
     chosen = latents_of(list(latents))
-    return WorldFacts(world.id_offset + len(world.symbols), [tasks[t] for t in tasks_of(list(tasks))],
+    names = tasks_of(list(tasks))
+    return WorldFacts(world.id_offset + len(world.symbols), [tasks[t] for t in names], [prompt[t] for t in names],
                       max(1, len({latents[n] for n in chosen})), max(1, len(chosen)))
 
 

@@ -21,9 +21,10 @@ from emergelab.spec import StudySpec
 GIB = 1 << 30
 #: a worker process before it loads a model: Python, torch, transformers, the data's pages
 BASE_RSS = 450 << 20
-#: per-unit overheads measured on the 2-core machines of docs/preflight.md (process start, loading and
-#: verifying a checkpoint, writing a part)
-LOAD_S, RUN_SETUP_S, START_S = 0.15, 0.4, 4.0
+#: per-unit overheads, measured on the 2-core machine of docs/preflight.md: loading and verifying a small
+#: checkpoint and writing its part; setting up a fine-tuning run; starting a training run (model,
+#: accelerator, logs) and writing one checkpoint; the study's own start (imports, worker processes)
+LOAD_S, RUN_SETUP_S, TRAIN_SETUP_S, CHECKPOINT_S, START_S = 0.02, 0.07, 0.5, 0.06, 4.0
 
 
 @dataclass
@@ -32,6 +33,7 @@ class WorldFacts:
 
     vocab_size: int
     answer_lengths: list[int] = field(default_factory=list)  # one per task
+    prompt_lengths: list[float] = field(default_factory=list)  # mean prompt + answer tokens, one per task
     n_latent_sets: int = 1  # distinct probe sequence sets (latents on the same sequences share a forward pass)
     n_latents: int = 1
 
@@ -135,7 +137,8 @@ def stage_seconds(spec: StudySpec, facts: WorldFacts, timing: dict[str, dict], u
     """Wall seconds per stage: per-rung unit costs, spread over the workers (largest first)."""
     t, w = spec.train, spec.train.workers
     out = {"prepare": (0.5 + spec.train.steps * t.batch_size * t.grad_accum * t.seq_len * 2e-8) if units["prepare"] else 0.0}
-    out["train"] = makespan([timing[r]["train_step_s"] * t.steps for r in units["train"]], w)
+    per_rung = TRAIN_SETUP_S + CHECKPOINT_S * len(spec.checkpoint_steps())
+    out["train"] = makespan([timing[r]["train_step_s"] * t.steps + per_rung for r in units["train"]], w)
     per_eval = {r: _evaluate_s(spec, facts, timing[r]) for r in timing}
     per_probe = {r: _probe_s(spec, facts, timing[r], spec.rung(r)) for r in timing}
     per_ft = {r: _finetune_s(spec, timing[r]) for r in timing}
@@ -151,18 +154,21 @@ def stage_seconds(spec: StudySpec, facts: WorldFacts, timing: dict[str, dict], u
 
 
 def _evaluate_s(spec: StudySpec, facts: WorldFacts, tm: dict) -> float:
-    """One checkpoint: per task and k, a teacher-forced pass and a prompt pass per batch, then one cached
-    forward per generated token; the held-out loss; loading."""
-    bs = spec.eval.batch_size
+    """One checkpoint: per task and k, a teacher-forced pass and a prompt pass per batch (their cost in
+    proportion to the prompt's share of the context), then one cached forward per generated token; the
+    held-out loss; loading."""
+    bs, seq = spec.eval.batch_size, spec.train.seq_len
     batches = math.ceil(spec.eval.n_examples / bs) * len(spec.eval.k_shot)
-    token_s = tm["forward_s"] / spec.train.seq_len + 2e-3  # one cached step: little compute, Python overhead
-    tasks = sum(batches * (2 * tm["forward_s"] + length * token_s) for length in facts.answer_lengths)
+    token_s = tm["forward_s"] / seq + 1e-3  # one cached step: little compute, Python overhead
+    lengths = facts.prompt_lengths or [seq] * len(facts.answer_lengths)
+    tasks = sum(batches * (2 * (tm["forward_s"] * min(1.0, n / seq) + 1e-3) + a * token_s)
+                for n, a in zip(lengths, facts.answer_lengths))
     return LOAD_S + tasks + math.ceil(spec.eval.heldout_sequences / bs) * tm["forward_s"]
 
 
 def _probe_s(spec: StudySpec, facts: WorldFacts, tm: dict, rung) -> float:
     """One checkpoint: forward passes over the probe sequences, one probe fit per latent and layer, head scores."""
-    forward = facts.n_latent_sets * math.ceil(spec.probe.n_sequences / spec.eval.batch_size) * tm["forward_s"] * 1.5
+    forward = facts.n_latent_sets * math.ceil(spec.probe.n_sequences / spec.eval.batch_size) * tm["forward_s"]
     n = min(spec.probe.max_tokens, spec.probe.n_sequences * spec.train.seq_len)
     fit = 0.02 + n * rung.d_model * 4e-8  # lbfgs on [n, d_model] features, a few regularisation strengths
     heads = 2 * tm["forward_s"] if spec.probe.heads and spec.causal else 0.0
@@ -179,7 +185,8 @@ def _finetune_s(spec: StudySpec, tm: dict) -> float:
     counts = [pool if k is None else k for k in opts.label_counts()]
     mean_labels = sum(counts) / len(counts)
     steps = opts.steps or max(opts.min_steps, round(opts.epochs * math.ceil(mean_labels / opts.batch_size)))
-    step_s = tm["train_step_s"] * opts.batch_size / (spec.train.batch_size * spec.train.grad_accum) * 1.5 + 4e-3
+    # a classification step on short labelled examples: about half a pretraining row's tokens, plus overhead
+    step_s = tm["train_step_s"] * opts.batch_size / (spec.train.batch_size * spec.train.grad_accum) * 0.5 + 4e-3
     return RUN_SETUP_S + steps * step_s + math.ceil(held / 64) * tm["forward_s"]
 
 

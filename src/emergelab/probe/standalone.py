@@ -159,10 +159,11 @@ def _checkpoint_fields(model_dir: Path, model) -> dict[str, Any]:
 
 def probe_labelled(model_dir: str | Path, data, *, task: str, layers: Sequence[int] | None = None,
                    max_examples: int | None = 2000, seed: int = 0, max_length: int = 128, batch_size: int = 32,
-                   how: str = "mean", on_layer: Callable[[int, dict], None] | None = None) -> tuple[list[dict], Features]:
+                   how: str = "mean", on_layer: Callable[[int, dict], None] | None = None,
+                   trust_remote_code: bool = False) -> tuple[list[dict], Features]:
     """Load ``model_dir``, featurise ``data`` (a ``LabelledData``) and probe every layer; ``(rows, features)``."""
     model_dir = Path(model_dir)
-    model, tokenizer = load_local_model(model_dir)
+    model, tokenizer = load_local_model(model_dir, trust_remote_code=trust_remote_code)
     if data.task == "tag":
         if data.tokens is None:
             raise UserError("tag data has no word tokens")

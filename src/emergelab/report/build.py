@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emergelab import faults
 from emergelab.errors import UserError
+from emergelab.explain.formulas import evaluate
 from emergelab.io import atomic_write_text, read_json
 from emergelab.layout import Layout
-from emergelab.measurements import read_table
+from emergelab.measurements import METRICS, read_table
 from emergelab.report import figures as F
+from emergelab.report.finetune import section as finetune_section
 from emergelab.report.template import page
 
 VERDICT_ORDER = {"emergent": 0, "metric-induced": 1, "smooth": 2, "not learned": 3, "insufficient data": 4}
@@ -22,8 +25,6 @@ VERDICT_ORDER = {"emergent": 0, "metric-induced": 1, "smooth": 2, "not learned":
 
 def _fit_curves(expl: dict) -> dict:
     """(task, metric, axis, rung) → (x, y, model name, onset CI) for the report's overlays."""
-    from emergelab.explain.formulas import evaluate
-
     out = {}
     for c in expl.get("curves", []):
         best = c.get("best_model")
@@ -76,8 +77,6 @@ def headline(expl: dict) -> str:
         tv = [v for v in verdicts if v["task"] == task]
         hits = [v for v in tv if v.get("verdict") in ("emergent", "metric-induced")]
         if hits:
-            from emergelab.measurements import METRICS
-
             metrics = sorted({v["metric"] for v in hits}, key=lambda m: (METRICS.get(m, (1, "continuous"))[1] != "discontinuous", m))
             axes = sorted({v["axis"] for v in hits})
             items.append(f"<li><b>{html.escape(task)}</b> is judged {_fmt_verdict(hits[0]['verdict'])} under "
@@ -145,12 +144,10 @@ def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
     heads = _img(F.head_scores(df))
     if heads:
         sections.append(("Attention heads", heads))
-    from emergelab.report.finetune import section as finetune_section
 
     ft = finetune_section(df, lambda title, uri, alt: _img(F.Figure(title, uri, alt)))
     if ft:
         sections.append(("Fine-tuning", ft))
-    from emergelab import faults
 
     for i, _ in enumerate(sections):  # test hook: a kill while the page is being assembled
         faults.point(lay.report.parent / f"section-{i}")

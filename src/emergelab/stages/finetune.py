@@ -24,13 +24,12 @@ from emergelab.layout import Layout
 from emergelab.models import checkpoint as ckpt
 from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit, part_is_current
-from emergelab.worlds import World, world_for_spec
+from emergelab.worlds import WORLDS, World, world_for_spec
 
 
 @dataclass(frozen=True)
 class Run:
     """One fine-tuning run of a study."""
-
     rung: str
     step: int | None  # None: random init (the architecture of the rung's last checkpoint)
     method: str
@@ -184,8 +183,6 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
 
 def world_tasks(spec: StudySpec) -> dict[str, str]:
     """The world's labelled tasks; a world without any is not built (text would need its corpus)."""
-    from emergelab.worlds import WORLDS
-
     cls = WORLDS[spec.world]
     if cls.labelled_tasks is World.labelled_tasks:
         return {}

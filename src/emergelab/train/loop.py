@@ -26,6 +26,7 @@ from emergelab.models import checkpoint as ckpt
 from emergelab.models.build import build_model, count_params, flops_per_token
 from emergelab.models.init import initialise
 from emergelab.objectives import make_objective
+from emergelab.objectives.clm_fused import FusedCausalLM
 from emergelab.spec import Rung, StudySpec
 from emergelab.train.accel import check_divisible, make_accelerator, shard, take_rows, use_bf16
 from emergelab.train.schedule import lr_at
@@ -65,8 +66,6 @@ def make_optimizer(model: torch.nn.Module, t) -> torch.optim.AdamW:
 def training_objective(spec: StudySpec, tokenizer):
     """The study's objective; causal LM trains with the fused vocabulary head (the same loss, faster)."""
     if spec.causal:
-        from emergelab.objectives.clm_fused import FusedCausalLM
-
         return FusedCausalLM()
     return make_objective(spec.objectives, tokenizer=tokenizer, seed=spec.seed, **spec.mlm.model_dump())
 
@@ -102,7 +101,6 @@ def _read_log(path: Path, upto: int) -> list[dict]:
 @dataclass
 class RungRun:
     """What one rung's training loop holds between its steps."""
-
     spec: StudySpec
     lay: Layout
     rung: Rung

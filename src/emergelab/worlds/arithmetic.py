@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from emergelab.errors import UserError
 from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
 
 Op = Literal["add", "mul"]
@@ -114,8 +115,6 @@ class ArithmeticWorld(World):
             have += int(keep.sum())
             tries += 1
             if tries > 10_000:
-                from emergelab.errors import UserError
-
                 raise UserError(f"arithmetic: no {'held-out' if heldout else 'training'} {n}-digit {op} problems "
                                 f"exist with heldout_fraction={self.params.heldout_fraction}; change heldout_fraction")
         return np.concatenate(got_a)[:size], np.concatenate(got_b)[:size]

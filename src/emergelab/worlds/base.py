@@ -9,7 +9,9 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from emergelab.corpus.labelled import LabelledData
 from emergelab.corpus.tokenizer import SPECIAL_TOKENS
+from emergelab.errors import UserError
 
 __all__ = ["SPECIAL_TOKENS", "LatentSet", "TaskExample", "TaskSet", "World", "rng_for"]
 
@@ -23,7 +25,6 @@ def rng_for(seed: int, purpose: str) -> np.random.Generator:
 @dataclass
 class TaskExample:
     """One capability query: a prompt and its gold continuation, in symbol ids."""
-
     prompt: list[int]
     target: list[int]
     choices: list[list[int]] | None = None  # multiple-choice candidates (target is among them)
@@ -32,7 +33,6 @@ class TaskExample:
 @dataclass
 class TaskSet:
     """A capability task drawn from a world."""
-
     name: str
     description: str
     examples: list[TaskExample]
@@ -63,7 +63,6 @@ class LatentSet:
 
 class World(ABC):
     """A synthetic world. Subclasses define ``Params`` (a pydantic model) and the three faces."""
-
     name: ClassVar[str]
     summary: ClassVar[str]
     #: token id = symbol id + id_offset. Symbol worlds put the special tokens first; a world that
@@ -95,11 +94,9 @@ class World(ABC):
     @abstractmethod
     def symbols(self) -> list[str]:
         """The world's symbol vocabulary (token strings, without special tokens)."""
-
     @abstractmethod
     def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
         """[n_blocks, seq_len] symbol ids for causal/masked pretraining, in training order."""
-
     def documents(self, n_docs: int) -> list[list[list[int]]]:
         """Documents made of sentences (symbol ids), for NSP; default: one block per document."""
         blocks = self.train_blocks(n_docs, 64)
@@ -108,11 +105,9 @@ class World(ABC):
     @abstractmethod
     def tasks(self, n_examples: int) -> list[TaskSet]:
         """Capability tasks, drawn from a stream disjoint from training data."""
-
     @abstractmethod
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         """Latent variables with ground-truth labels."""
-
     def labelled_tasks(self) -> dict[str, str]:
         """Fine-tuning tasks this world labels, name -> ``classify`` | ``tag``; the first is the default.
 
@@ -124,8 +119,6 @@ class World(ABC):
 
     def labelled(self, name: str, n_examples: int, seq_len: int):
         """``n_examples`` labelled examples of task ``name`` as ``LabelledData`` (symbols as words)."""
-        from emergelab.errors import UserError
-
         tasks = self.labelled_tasks()
         if name not in tasks:
             raise UserError(f"world {self.name!r} has no labelled task {name!r}; allowed: {', '.join(tasks) or 'none'}")
@@ -133,8 +126,6 @@ class World(ABC):
 
     def _labelled(self, name: str, kind: str, n_examples: int, seq_len: int):
         """The examples of a task ``labelled`` has checked: by default the latent of the same name."""
-        from emergelab.corpus.labelled import LabelledData
-
         latent = next(z for z in self.latents(n_examples, seq_len) if z.name == name)
         words = [[self.symbols[int(i)] for i in row] for row in latent.input_ids]
         source = f"{self.name}/{name}"

@@ -7,6 +7,7 @@ from functools import cached_property
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from emergelab.corpus.labelled import LabelledData
 from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
 
 #: equal-width bins of a cosine/sine value in [−1, 1]: the classes of a Fourier latent
@@ -105,7 +106,6 @@ class ModularWorld(World):
     def _labelled(self, name: str, kind: str, n_examples: int, seq_len: int):
         """Prompts of held-out pairs (never trained on), labelled with the bin of cos/sin(2πk·(a+b)/p) —
         the latent the probe reads at ``=``, learned from few labels; at most every held-out pair."""
-        from emergelab.corpus.labelled import LabelledData
 
         fn, k = name.split("_")[1], int(name.rsplit("_k", 1)[1])
         pairs = self.split[1][self.rng(f"labelled/{name}").permutation(len(self.split[1]))[:n_examples]]

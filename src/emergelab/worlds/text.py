@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emergelab.corpus.readers import read_corpus
 from emergelab.corpus.text import TextCorpus, TokenizedDocuments, build_corpus, pack_documents, sentence_surfaces, tokenize_documents
+from emergelab.corpus.tokenizer import train_tokenizer
 from emergelab.errors import UserError
 from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
 
@@ -87,8 +88,6 @@ class TextWorld(World):
 
     @cached_property
     def _data(self) -> _Prepared:
-        from emergelab.corpus.tokenizer import train_tokenizer
-
         p, o = self.params, self.tokenizer_options
         raw = read_corpus(self.corpus_source, column=p.column, doc_split=p.doc_split, split=p.split)
         corpus = build_corpus(raw, validation_fraction=p.validation_fraction, seed=self.seed, dedup=p.dedup,
