@@ -245,8 +245,9 @@ class StudySpec(_Strict):
         steps = self.checkpoint_steps()
         missing = [s for s in opts.checkpoints if s not in steps] if isinstance(opts.checkpoints, list) else []
         if missing:
+            shown = steps if len(steps) <= 12 else [*steps[:8], "…", *steps[-3:]]
             raise ValueError(f"finetune.checkpoints: step {missing[0]} is not a checkpoint step; checkpoint steps are "
-                             f"{', '.join(map(str, steps))} (or use last / all)")
+                             f"{', '.join(map(str, shown))} ({len(steps)} in all; or use last / all)")
         if opts.data is not None and opts.task is not None:
             raise ValueError("finetune: give either task (a labelled task of the world) or data (a labelled file), not both")
         return self
