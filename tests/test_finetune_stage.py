@@ -103,7 +103,7 @@ def _smoke(**finetune) -> dict:
 @pytest.mark.parametrize("change, fragment", [
     ({"methods": ["prefix"]}, "finetune.methods.0"),
     ({"labels": [16, 500]}, "500 is more than the 128 examples"),
-    ({"labels": [0]}, "positive"),
+    ({"labels": [0]}, "finetune.labels.0: 0 is out of range; allowed: 1 ≤"),
     ({"rungs": ["L9-d9"]}, "unknown rung 'L9-d9'"),
     ({"checkpoints": [50]}, "step 50 is not a checkpoint step"),
     ({"task": "concept"}, "no labelled task 'concept'; allowed: in_repeat"),

@@ -84,7 +84,10 @@ def small_disk(tmp_path):
 
 def test_disk_full_is_one_clear_line_and_keeps_finished_work(small_disk):
     out = small_disk / "study"
-    res = run_cli("study", "--preset", "smoke", "--out", str(out))
+    res = run_cli("study", "--preset", "smoke", "--out", str(out))  # the preflight sees it coming
+    assert res.returncode == 2 and "on disk" in res.stderr and "free" in res.stderr, res.stderr[-2000:]
+    assert not out.exists()  # refused before anything was written
+    res = run_cli("study", "--preset", "smoke", "--no-preflight", "--out", str(out))  # the disk fills while running
     assert res.returncode == 2, res.stderr[-2000:]
     errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "no space left" in errors[0], res.stderr[-2000:]
@@ -103,4 +106,7 @@ def test_read_only_output_is_one_clear_line(small_disk):
     assert res.returncode == 2
     errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "read-only" in errors[0], res.stderr[-2000:]
+    res = run_cli("study", "--preset", "smoke", "--no-preflight", "--out", str(small_disk / "ro" / "study"))
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert res.returncode == 2 and len(errors) == 1 and "read-only" in errors[0], res.stderr[-2000:]
     assert "Traceback" not in res.stderr

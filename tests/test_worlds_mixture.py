@@ -106,7 +106,7 @@ def test_documents_render_and_describe():
     ([{"world": "text"}], "cannot be mixed"),
     ([{"world": "mixture"}], "cannot be mixed"),
     ([{"world": "nope"}], "cannot be mixed"),
-    ([{"world": "modular", "weight": 0}], "greater than 0"),
+    ([{"world": "modular", "weight": 0}], "0 is out of range; allowed: 0 < weight"),
     ([{"world": "modular", "args": {"p": 1}}], "component modular args.p"),
     ([{"world": "modular"}, {"world": "modular"}], "distinct `name:`"),
     ([{"world": "modular", "colour": 1}], "colour"),

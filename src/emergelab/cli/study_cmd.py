@@ -20,6 +20,8 @@ def study(
     stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of stages to run."),
     dry_run_: bool = typer.Option(False, "--dry-run", help="Print what the study would cost (units, disk, memory, "
                                                             "time) and stop; nothing is written to OUT."),
+    no_preflight: bool = typer.Option(False, "--no-preflight", help="Skip the cost estimate and its disk and memory "
+                                                                    "refusals (the spec is still validated)."),
 ) -> None:
     """Run a study end to end: prepare → train → evaluate → probe → finetune → explain → report.
 
@@ -36,7 +38,7 @@ def study(
         return
     t0 = time.perf_counter()
     console.print(f"[bold]emergelab[/] study [cyan]{spec.name}[/] (spec {spec.hash()}) → {root}")
-    did = run_study(spec, root, chosen, console=console)
+    did = run_study(spec, root, chosen, console=console, preflight=not no_preflight)
     elapsed = time.perf_counter() - t0
     if not any(did.values()):
         console.print(f"Nothing to do: the study is complete ({elapsed:.1f} s).")

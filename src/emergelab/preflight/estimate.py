@@ -120,8 +120,17 @@ def fmt_seconds(s: float) -> str:
     return f"{s:.1f} s"
 
 
+def writable(path: Path) -> bool:
+    p = Path(path).resolve()
+    while not p.exists():
+        p = p.parent
+    return os.access(p, os.W_OK)
+
+
 def check_fits(spec: StudySpec, lay: Layout, *, need_disk: int, need_memory: int, what_memory: str) -> None:
     """Refuse, in one line with the numbers and the fix, a study that cannot fit."""
+    if need_disk and not writable(lay.root):
+        raise UserError(f"{lay.root} cannot be written (a read-only file system or no permission); choose a writable --out")
     disk = free_disk(lay.root)
     if need_disk > disk:
         raise UserError(f"the study needs about {fmt_bytes(need_disk)} on disk (prepared data and checkpoints) but "

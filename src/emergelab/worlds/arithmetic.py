@@ -156,7 +156,7 @@ class ArithmeticWorld(World):
         return ids[:n_tokens], lab[:n_tokens]
 
     def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
-        ids, _ = self._problem_stream(self.rng(self._stream), n_blocks * seq_len, self.params.ops,
+        ids, _ = self._problem_stream(self.stream_rng(self._stream), n_blocks * seq_len, self.params.ops,
                                       heldout=self._stream == "heldout")
         return ids.reshape(n_blocks, seq_len)
 

@@ -1,6 +1,7 @@
 """The World contract: a seeded generator with three faces — corpus, capability tasks, latent labels."""
 from __future__ import annotations
 
+import copy
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -137,6 +138,23 @@ class World(ABC):
 
     def rng(self, purpose: str) -> np.random.Generator:
         return rng_for(self.seed, f"{self.name}/{purpose}")
+
+    #: the replicate whose training stream this world draws (None: the study's own seed); see ``with_replica``
+    replica: int | None = None
+
+    def with_replica(self, replica: int | None) -> "World":
+        """The same world — structure, splits, tasks, latents, held-out stream — whose *training stream* is
+        drawn for replicate ``replica``: seeds as replicates differ in data order and initialisation only."""
+        other = copy.copy(self)
+        other.replica = replica
+        return other
+
+    def stream_rng(self, purpose: str) -> np.random.Generator:
+        """The generator of a training-stream draw; a replicate draws its own (the study's seed: ``rng``'s).
+        Held-out streams (``heldout_world``) are never salted: every replicate is scored on the same blocks."""
+        training = getattr(self, "_stream", "train") == "train" and getattr(self, "_split", "train") == "train"
+        salted = self.replica is not None and training
+        return self.rng(f"{purpose}/replica-{self.replica}" if salted else purpose)
 
     def heldout_world(self) -> "World":
         """The world whose ``train_blocks`` are the held-out evaluation blocks.

@@ -149,7 +149,8 @@ class ConceptsWorld(World):
         corpus = np.concatenate([self._corpus, np.zeros((len(self._corpus), 1), dtype=self._corpus.dtype)], axis=1)
         parts, have, epoch = [], 0, 0
         while have < n_tokens:
-            order = np.arange(len(corpus)) if epoch == 0 else self.rng(f"order/{epoch}").permutation(len(corpus))
+            natural = epoch == 0 and self.replica is None  # a replicate reshuffles its first epoch too
+            order = np.arange(len(corpus)) if natural else self.stream_rng(f"order/{epoch}").permutation(len(corpus))
             parts.append(corpus[order].reshape(-1))
             have += corpus.size
             epoch += 1

@@ -57,7 +57,7 @@ class InductionWorld(World):
         return rng.integers(0, self.params.vocab, size=(n, width))
 
     def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
-        seqs, _ = self._sequences(self.rng("train"), n_blocks, seq_len)
+        seqs, _ = self._sequences(self.stream_rng("train"), n_blocks, seq_len)
         return seqs
 
     def tasks(self, n_examples: int) -> list[TaskSet]:

@@ -129,7 +129,7 @@ class MixtureWorld(World):
 
     def _which(self, purpose: str, n: int) -> np.ndarray:
         """[n] component index per block (or document): the seeded weighted choice."""
-        return self.rng(f"{self._stream}/{purpose}").choice(len(self.components), size=n, p=self.weights)
+        return self.stream_rng(f"{self._stream}/{purpose}").choice(len(self.components), size=n, p=self.weights)
 
     def _member(self, i: int) -> World:
         return self.components[i].heldout_world() if self._stream == "heldout" else self.components[i]
@@ -161,6 +161,13 @@ class MixtureWorld(World):
     def heldout_world(self) -> "MixtureWorld":
         other = copy.copy(self)
         other._stream = "heldout"
+        return other
+
+    def with_replica(self, replica: int | None) -> "MixtureWorld":
+        """The components draw the replicate's training streams too, and the mixture its block order."""
+        other = copy.copy(self)
+        other.replica = replica
+        other.components = [c.with_replica(replica) for c in self.components]
         return other
 
     def _shift(self, ids, i: int) -> list[int]:

@@ -78,7 +78,7 @@ class ModularWorld(World):
 
     def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
         pairs = self.split[1] if self._stream == "heldout" else self.split[0]
-        ids, _ = self._stream_of(self.rng(self._stream), pairs, n_blocks * seq_len)
+        ids, _ = self._stream_of(self.stream_rng(self._stream), pairs, n_blocks * seq_len)
         return ids.reshape(n_blocks, seq_len)
 
     def heldout_world(self) -> "ModularWorld":

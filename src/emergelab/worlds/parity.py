@@ -80,7 +80,7 @@ class ParityWorld(World):
         return rows.reshape(-1)[:n_tokens], lab.reshape(-1)[:n_tokens]
 
     def train_blocks(self, n_blocks: int, seq_len: int) -> np.ndarray:
-        ids, _ = self._stream_of(self.rng(self._stream), n_blocks * seq_len)
+        ids, _ = self._stream_of(self.stream_rng(self._stream), n_blocks * seq_len)
         return ids.reshape(n_blocks, seq_len)
 
     def heldout_world(self) -> "ParityWorld":

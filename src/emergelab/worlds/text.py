@@ -137,7 +137,7 @@ class TextWorld(World):
         toks = self._tokens
         parts, orders, have, epoch = [], [], 0, 0
         while have < n_tokens:
-            order = self.rng(f"{purpose}/{self._split}/{epoch}").permutation(toks.n_docs)
+            order = self.stream_rng(f"{purpose}/{self._split}/{epoch}").permutation(toks.n_docs)
             part = pack_documents(toks, order, self._separator)
             parts.append(part)
             orders.append(order)
@@ -160,7 +160,7 @@ class TextWorld(World):
         """Up to ``n_docs`` training documents (fewer if the corpus has fewer), as sentences of token ids."""
         toks = self._data.train
         out: list[list[list[int]]] = []
-        for d in self.rng("order/train/0").permutation(toks.n_docs):
+        for d in self.stream_rng("order/train/0").permutation(toks.n_docs):
             sents = [s for s in toks.sentences(int(d)) if s]  # a sentence the normaliser emptied is dropped
             if sents:
                 out.append(sents)
