@@ -35,14 +35,21 @@ class DataDir:
     def manifest(self) -> dict:
         return json.loads(self.manifest_path.read_text(encoding="utf-8"))
 
+    @staticmethod
+    def replica_suffix(seed: int | None) -> str:
+        """File suffix of a replicate's training rows (``train@seed1.npy``); none for the study's own seed."""
+        return "" if seed is None else f"@seed{seed}"
+
     def blocks(self, name: str = "train") -> np.ndarray:
         """[N, T] token ids of the training rows or of the held-out blocks (memory-mapped)."""
         return np.load(self.root / f"{name}.npy", mmap_mode="r", allow_pickle=False)
 
-    def train_rows(self) -> dict[str, np.ndarray]:
-        """The training rows: ``input_ids`` [N, T], plus NSP's ``token_type_ids`` and ``next_sentence_label``."""
-        rows = {"input_ids": self.blocks("train")}
-        pairs = self.root / "train_pairs.npz"
+    def train_rows(self, replica: int | None = None) -> dict[str, np.ndarray]:
+        """The training rows (of a replicate seed, or the study's own): ``input_ids`` [N, T], plus NSP's
+        ``token_type_ids`` and ``next_sentence_label``."""
+        suffix = self.replica_suffix(replica)
+        rows = {"input_ids": self.blocks(f"train{suffix}")}
+        pairs = self.root / f"train_pairs{suffix}.npz"
         if pairs.exists():
             with np.load(pairs, allow_pickle=False) as z:
                 rows.update({k: z[k] for k in ("token_type_ids", "next_sentence_label")})

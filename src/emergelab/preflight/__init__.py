@@ -107,26 +107,27 @@ def world_facts(spec: StudySpec, lay: Layout) -> WorldFacts:
 
 
 def _checkpoint_units(spec: StudySpec, lay: Layout, source: str) -> dict[str, int]:
-    """Per rung, the checkpoints whose ``source`` part is missing or stale (once training has written them)."""
+    """Per run (rung × seed), the checkpoints whose ``source`` part is missing or stale (once trained)."""
     out = {}
-    for rung in spec.rungs_by_size():
-        n = 0
+    for rung, seed in spec.runs():
+        run, n = spec.run_name(rung.name, seed), 0
         for step in spec.checkpoint_steps():
-            path = lay.checkpoint(rung.name, step)
+            path = lay.checkpoint(run, step)
             sha = ckpt.read_manifest(path).get("weights_sha256", "") if (path / "checkpoint.json").exists() else None
-            n += sha is None or not part_is_current(lay.part(source, rung.name, step), {"checkpoint": sha})
+            n += sha is None or not part_is_current(lay.part(source, run, step), {"checkpoint": sha})
         if n:
-            out[rung.name] = n
+            out[run] = n
     return out
 
 
 def units_left(spec: StudySpec, lay: Layout, stages: list[str]) -> dict[str, dict[str, int]]:
-    """Per stage and rung (or "" for whole-study units), the units that will run."""
+    """Per stage and run (a rung × seed, by its directory name; "" for whole-study units), the units that will run."""
     out: dict[str, dict[str, int]] = {s: {} for s in STAGE_ORDER}
     if "prepare" in stages and not is_prepared(lay.data, spec):
         out["prepare"] = {"": 1}
     if "train" in stages:
-        out["train"] = {r.name: 1 for r in spec.rungs_by_size() if not rung_trained(spec, lay, r.name)}
+        runs = [spec.run_name(r.name, s) for r, s in spec.runs()]
+        out["train"] = {run: 1 for run in runs if not rung_trained(spec, lay, run)}
     for stage, source in (("evaluate", "eval"), ("probe", "probe")):
         if stage in stages:
             out[stage] = _checkpoint_units(spec, lay, source)
@@ -154,20 +155,22 @@ def plan(spec: StudySpec, lay: Layout, stages: list[str], *, use_cache: bool = T
     counts = {s: sum(v.values()) for s, v in units.items() if s in stages}
     params = {r.name: approx_params(r.d_model, r.n_layer, r.d_ff, vocab_size=facts.vocab_size, seq_len=spec.train.seq_len,
                                     causal=spec.causal) for r in spec.ladder}
-    new_ckpts = {r: n_checkpoints(spec) for r in units["train"]}
-    data = data_bytes(spec, facts) if units["prepare"] else 0
-    ck_bytes = sum(new_ckpts[r] * checkpoint_bytes(params[r], facts.vocab_size) for r in new_ckpts)
-    st_bytes = sum(state_bytes(params[r]) for r in new_ckpts)
-    peak, what = _peak(spec, facts, params, units)
+    rung_of = {spec.run_name(r.name, s): r.name for r, s in spec.runs()}
+    new_ckpts = {run: n_checkpoints(spec) for run in units["train"]}
+    data = data_bytes(spec, facts) * len(spec.replicate_seeds()) if units["prepare"] else 0
+    ck_bytes = sum(new_ckpts[run] * checkpoint_bytes(params[rung_of[run]], facts.vocab_size) for run in new_ckpts)
+    st_bytes = sum(state_bytes(params[rung_of[run]]) for run in new_ckpts)
+    peak, what = _peak(spec, facts, {run: params[rung_of[run]] for run in rung_of}, units, rung_of)
     check_fits(spec, lay, need_disk=data + ck_bytes + st_bytes, need_memory=peak, what_memory=what)
     needs_models = any(units[s] for s in ("train", "evaluate", "probe", "finetune"))
     timing, source, took = calibrate(spec, facts.vocab_size, use_cache=use_cache) if needs_models else ({}, "", 0.0)
     if timing and units["train"]:  # the measured peak of a worker training the largest rung
-        largest, n = spec.rungs_by_size()[0].name, min(spec.train.workers, len(units["train"]))
+        largest, n = spec.rungs_by_size()[0].name, min(spec.train.workers, len(units["train"]))  # rung's timing
         if timing[largest]["peak_rss"] * n > peak:
             peak, what = timing[largest]["peak_rss"] * n, f"{n} worker(s) training, the largest {largest}"
         check_fits(spec, lay, need_disk=0, need_memory=peak, what_memory=what)
-    seconds = stage_seconds(spec, facts, timing, units) if timing else {}
+    seconds = stage_seconds(spec, facts, {run: timing[rung_of[run]] for run in rung_of}, units,
+                            {run: spec.rung(rung_of[run]) for run in rung_of}) if timing else {}
     how = (f"calibrated on this machine in {took:.1f} s (cached for the next runs)" if source == "measured"
            else "from this machine's cached calibration") if timing else ""
     return Plan({s: counts[s] for s in STAGE_ORDER if s in counts}, data, sum(new_ckpts.values()), ck_bytes, st_bytes,
@@ -175,11 +178,11 @@ def plan(spec: StudySpec, lay: Layout, stages: list[str], *, use_cache: bool = T
                 free_disk(lay.root), available_memory())
 
 
-def _peak(spec: StudySpec, facts: WorldFacts, params: dict[str, int], units: dict) -> tuple[int, str]:
+def _peak(spec: StudySpec, facts: WorldFacts, params: dict[str, int], units: dict, rung_of: dict[str, str]) -> tuple[int, str]:
     """The largest memory any stage needs at once, from closed forms: preparing the data, or the workers training."""
     peak, what = (prepare_peak_bytes(spec), "preparing the data") if units["prepare"] else (BASE_RSS, "a worker")
     if units["train"]:
-        largest = spec.rung(max(units["train"], key=lambda r: params[r]))
+        largest = spec.rung(rung_of[max(units["train"], key=lambda r: params[r])])
         n = min(spec.train.workers, len(units["train"]))
         train = n * train_peak_bytes(params[largest.name], spec, largest.d_model, largest.n_layer, largest.n_head,
                                      facts.vocab_size)

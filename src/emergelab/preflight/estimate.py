@@ -142,14 +142,16 @@ def check_fits(spec: StudySpec, lay: Layout, *, need_disk: int, need_memory: int
                         "lower train.steps or train.batch_size, train.workers, or the largest rung")
 
 
-def stage_seconds(spec: StudySpec, facts: WorldFacts, timing: dict[str, dict], units: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Wall seconds per stage: per-rung unit costs, spread over the workers (largest first)."""
+def stage_seconds(spec: StudySpec, facts: WorldFacts, timing: dict[str, dict], units: dict[str, dict[str, int]],
+                  rungs: dict) -> dict[str, float]:
+    """Wall seconds per stage: per-run unit costs (``timing`` and ``rungs`` by run name), spread over the
+    workers (largest first)."""
     t, w = spec.train, spec.train.workers
     out = {"prepare": (0.5 + spec.train.steps * t.batch_size * t.grad_accum * t.seq_len * 2e-8) if units["prepare"] else 0.0}
     per_rung = TRAIN_SETUP_S + CHECKPOINT_S * len(spec.checkpoint_steps())
     out["train"] = makespan([timing[r]["train_step_s"] * t.steps + per_rung for r in units["train"]], w)
     per_eval = {r: _evaluate_s(spec, facts, timing[r]) for r in timing}
-    per_probe = {r: _probe_s(spec, facts, timing[r], spec.rung(r)) for r in timing}
+    per_probe = {r: _probe_s(spec, facts, timing[r], rungs[r]) for r in timing}
     per_ft = {r: _finetune_s(spec, timing[r]) for r in timing}
     # "" is a whole-study unit (evaluate's task-level rows): cheap next to the checkpoints'
     out["evaluate"] = makespan([per_eval[r] * n for r, n in units["evaluate"].items() if r], w)

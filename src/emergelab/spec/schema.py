@@ -160,6 +160,9 @@ class StudySpec(_Strict):
 
     name: str = "study"
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds the data, the initialisation and every sampler")
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
+        None, description="replicates: every rung is trained once per seed (its initialisation and data order); the "
+                          "tasks, latents and held-out blocks stay those of `seed`. Default: [seed]")
     world: str = "induction"
     world_args: dict[str, Any] = Field(default_factory=dict)
     corpus: str | None = Field(None, validate_default=True,
@@ -220,6 +223,13 @@ class StudySpec(_Strict):
         p = Path(v).expanduser() if v else None
         return str(p.resolve()) if p is not None and p.exists() else v
 
+    @field_validator("seeds")
+    @classmethod
+    def _replicates(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"give one or more distinct seeds, e.g. [0, 1, 2]; got {v}")
+        return v
+
     @model_validator(mode="after")
     def _schedule_fits(self) -> "StudySpec":
         t = self.train
@@ -270,6 +280,19 @@ class StudySpec(_Strict):
     def rung(self, name: str) -> Rung:
         return next(r for r in self.ladder if r.name == name)
 
+    def replicate_seeds(self) -> list[int]:
+        """The seeds every rung is trained with (``seeds``, or the study's ``seed`` alone)."""
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    def run_name(self, rung: str, seed: int) -> str:
+        """Where a rung × seed lives (``runs/<run>``, ``parts/*/<run>``): the rung's name for the study's own
+        seed (so a single-seed study's layout is unchanged), ``<rung>@seed<k>`` for the other replicates."""
+        return rung if seed == self.seed else f"{rung}@seed{seed}"
+
+    def runs(self) -> list[tuple[Rung, int]]:
+        """(rung, seed) of every training run, largest rung first, seeds in order."""
+        return [(r, s) for r in self.rungs_by_size() for s in self.replicate_seeds()]
+
     def tokens_per_step(self) -> int:
         return self.train.batch_size * self.train.grad_accum * self.train.seq_len
 
@@ -298,8 +321,9 @@ def plain(spec: StudySpec) -> dict:
     """The spec as JSON data; an absent finetune section is left out, so specs written before the
     section existed keep their hash (and their study directories stay valid)."""
     data = spec.model_dump(mode="json")
-    if data.get("finetune") is None:
-        data.pop("finetune", None)
+    for key in ("finetune", "seeds"):  # sections added later: absent, they leave older specs' hashes alone
+        if data.get(key) is None:
+            data.pop(key, None)
     return data
 
 

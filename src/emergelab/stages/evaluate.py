@@ -61,8 +61,9 @@ def _study_model(model, tokenizer, spec, name: str):
 
 
 def evaluate_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int,
-                        tasks: list | None = None) -> list[dict]:
-    """Measurement rows for one checkpoint (all tasks, k-shots and the held-out loss)."""
+                        tasks: list | None = None, seed: int | None = None) -> list[dict]:
+    """Measurement rows for one checkpoint (all tasks, k-shots and the held-out loss) of the replicate
+    ``seed`` (default: the study's); the tasks, few-shot draws and bootstrap are the study's for every replicate."""
     from emergelab.corpus.tokenizer import load_tokenizer
     from emergelab.evaluate.masked import masked_heldout_loss
     from emergelab.evaluate.runner import evaluate_task
@@ -71,7 +72,7 @@ def evaluate_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int,
     man = ckpt.verify_checkpoint(path)
     lm = _study_model(ckpt.load_model(path, verify=False), load_tokenizer(lay.data_dir.tokenizer), spec, f"{rung}/step-{step}")
     base = {"study": spec.name, "rung": rung, "n_params": man["n_params"], "step": step,
-            "tokens": man["tokens_seen"], "flops": man["flops"], "source": "eval", "seed": spec.seed}
+            "tokens": man["tokens_seen"], "flops": man["flops"], "source": "eval", "seed": spec.seed if seed is None else seed}
     rows = []
     for ts, data, shots in tasks if tasks is not None else study_tasks(spec, lay):
         metric_rows, _ = evaluate_task(lm, ts, data, shots, batch_size=spec.eval.batch_size,
@@ -110,21 +111,27 @@ def chance_rows(spec, lay: Layout) -> list[dict]:
 # ------------------------------------------------------------------ the stage contract
 
 def checkpoint_units(spec: StudySpec, lay: Layout, source: str) -> list[Unit]:
-    """One unit per checkpoint of the schedule that exists, largest rung first; its input is the
-    checkpoint's weights sha256 (from its manifest: cheap, the loader verifies it)."""
+    """One unit ``(rung, seed, step)`` per checkpoint of the schedule that exists, largest rung first, grouped
+    by run; its input is the checkpoint's weights sha256 (from its manifest: cheap, the loader verifies it)."""
     out = []
-    for rung in spec.rungs_by_size():
-        have = ckpt.list_checkpoints(lay.checkpoints(rung.name))
+    for rung, seed in spec.runs():
+        run = spec.run_name(rung.name, seed)
+        have = ckpt.list_checkpoints(lay.checkpoints(run))
         for step in spec.checkpoint_steps():
             if step in have and (have[step] / "checkpoint.json").exists():
                 sha = ckpt.read_manifest(have[step]).get("weights_sha256", "")
-                out.append(Unit(source, (rung.name, step), rung.name, {"checkpoint": sha}))
+                out.append(Unit(source, (rung.name, seed, step), run, {"checkpoint": sha}))
     return out
+
+
+def part_of(spec: StudySpec, lay: Layout, source: str, unit: Unit) -> Path:
+    rung, seed, step = unit.key
+    return lay.part(source, spec.run_name(rung, seed), step)
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
     units = [u for u in checkpoint_units(spec, lay, "evaluate")
-             if not part_is_current(lay.part("eval", *u.key), u.inputs)]
+             if not part_is_current(part_of(spec, lay, "eval", u), u.inputs)]
     if not lay.part("eval", TASK_GROUP).exists():
         units.insert(0, Unit("evaluate", (TASK_GROUP,), TASK_GROUP))
     return units
@@ -138,12 +145,14 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
     torch.set_num_threads(spec.train.threads)
     if units and units[0].key == (TASK_GROUP,):
         write_part(lay.part("eval", TASK_GROUP), chance_rows(spec, lay))
+        if progress is not None:
+            progress(TASK_GROUP, 1, 1)
         return 1
     tasks = study_tasks(spec, lay)
     for i, u in enumerate(units):
-        rung, step = u.key
-        write_part(lay.part("eval", rung, step),
-                   evaluate_checkpoint(lay.checkpoint(rung, step), spec, lay, rung, step, tasks), u.inputs)
+        rung, seed, step = u.key
+        path = lay.checkpoint(spec.run_name(rung, seed), step)
+        write_part(part_of(spec, lay, "eval", u), evaluate_checkpoint(path, spec, lay, rung, step, tasks, seed=seed), u.inputs)
         if progress is not None:
             progress(u.group, i + 1, len(units))
     return len(units)

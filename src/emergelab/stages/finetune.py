@@ -77,13 +77,20 @@ def part_of(lay: Layout, u: Run) -> Path:
     return lay.finetune_part(u.rung, u.step, u.method, u.n_labels, u.seed)
 
 
-def _inputs(lay: Layout, run: Run, shas: dict) -> dict[str, str]:
+def base_run(spec: StudySpec, rung: str) -> str:
+    """The training run fine-tuning starts from: the rung trained with the study's seed (or, when ``seeds``
+    leaves it out, with the first replicate seed)."""
+    seeds = spec.replicate_seeds()
+    return spec.run_name(rung, spec.seed if spec.seed in seeds else seeds[0])
+
+
+def _inputs(spec: StudySpec, lay: Layout, run: Run, shas: dict) -> dict[str, str]:
     """A run from a checkpoint depends on its weights; a run from random init on nothing trained."""
     if run.step is None:
         return {}
     key = (run.rung, run.step)
     if key not in shas:
-        path = lay.checkpoint(run.rung, run.step)
+        path = lay.checkpoint(base_run(spec, run.rung), run.step)
         shas[key] = ckpt.read_manifest(path).get("weights_sha256", "") if (path / "checkpoint.json").exists() else ""
     return {"checkpoint": shas[key]}
 
@@ -96,9 +103,10 @@ def missing(spec, lay: Layout, rung: str | None = None) -> list[Unit]:
     out = []
     for r in [rung] if rung else rungs(spec):
         for run in runs(spec, r):
-            inputs = _inputs(lay, run, shas)
+            inputs = _inputs(spec, lay, run, shas)
             if not part_is_current(part_of(lay, run), inputs):
-                out.append(Unit("finetune", (run.rung, run.step, run.method, run.n_labels, run.seed), run.rung, inputs))
+                out.append(Unit("finetune", (run.rung, run.step, run.method, run.n_labels, run.seed), base_run(spec, run.rung),
+                                inputs))
     return out
 
 
@@ -145,7 +153,7 @@ def _base(lay: Layout, rung: str, step: int | None, spec):
     from emergelab.finetune.model_dir import BaseModel
 
     at = spec.train.steps if step is None else step
-    path = lay.checkpoint(rung, at)
+    path = lay.checkpoint(base_run(spec, rung), at)
     if not (path / "checkpoint.json").exists():
         raise UserError(f"rung {rung} has no checkpoint at step {at} ({path}); run the train stage first")
     man = ckpt.verify_checkpoint(path)

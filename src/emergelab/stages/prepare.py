@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from emergelab.errors import UserError
 from emergelab.io import atomic_dir, atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
-from emergelab.layout import Layout
+from emergelab.layout import DataDir, Layout
 from emergelab.objectives.nsp import make_pairs
 from emergelab.spec import StudySpec, first_error
 from emergelab.stages.base import Stage, Unit
@@ -36,6 +36,7 @@ def data_fingerprint(spec: StudySpec) -> dict:
             "n_examples": spec.eval.n_examples, "heldout": spec.eval.heldout_sequences,
             "probe_sequences": spec.probe.n_sequences,
             **({"nsp_pairs": True} if "nsp" in spec.objectives else {}),
+            **({"seeds": spec.seeds} if spec.seeds else {}),
             **({"tokenizer": spec.tokenizer.model_dump(), "causal": spec.causal} if spec.world == "text" else {})}
 
 
@@ -49,38 +50,58 @@ def prepare(spec: StudySpec, data_dir: Path) -> dict:
     world = world_for_spec(spec)  # text: reads the corpus, prints its summary line
     t = spec.train
     fp = data_fingerprint(spec)
-    OFFSET = world.id_offset  # noqa: N806 — symbol id s ↦ token id s + OFFSET
     with atomic_dir(data_dir) as tmp:
         tok = world_tokenizer(world)
         tok.save_pretrained(str(tmp / "tokenizer"))
-        pairs = nsp_rows(world, tok, fp["n_blocks"], t.seq_len, spec.seed) if "nsp" in spec.objectives else {}
-        train = pairs.pop("input_ids") if pairs else (world.train_blocks(fp["n_blocks"], t.seq_len) + OFFSET).astype(np.int32)
-        atomic_write_bytes(tmp / "train.npy", _npy_bytes(train))
-        if pairs:  # NSP: the training rows are sentence pairs; their segments and labels sit beside them
-            atomic_write_bytes(tmp / "train_pairs.npz", _npz_bytes(pairs))
+        shas = {seed: _write_train(tmp, world, tok, spec, seed) for seed in spec.replicate_seeds()}
         heldout_world = world.heldout_world()  # same structure, its held-out stream (text: validation documents)
-        heldout = (heldout_world.train_blocks(spec.eval.heldout_sequences, t.seq_len) + OFFSET).astype(np.int32)
+        heldout = (heldout_world.train_blocks(spec.eval.heldout_sequences, t.seq_len) + world.id_offset).astype(np.int32)
         atomic_write_bytes(tmp / "heldout.npy", _npy_bytes(heldout))
-        tasks = {}
-        for ts in world.tasks(spec.eval.n_examples):
-            lines = [json.dumps({"prompt": [x + OFFSET for x in e.prompt], "target": [x + OFFSET for x in e.target],
-                                 **({"choices": [[x + OFFSET for x in c] for c in e.choices]} if e.choices else {})})
-                     for e in ts.examples]
-            atomic_write_bytes(tmp / "tasks" / f"{ts.name}.jsonl", ("\n".join(lines) + "\n").encode())
-            tasks[ts.name] = {"description": ts.description, "chance": ts.chance, "answer_length": ts.answer_length,
-                              "n": len(ts.examples),
-                              "fewshot_delimiter": None if ts.fewshot_delimiter is None else [x + OFFSET for x in ts.fewshot_delimiter]}
-        latents = {}
-        for ls in world.latents(spec.probe.n_sequences, t.seq_len):
-            buf = io.BytesIO()
-            np.savez(buf, input_ids=(ls.input_ids + OFFSET).astype(np.int32), labels=ls.labels.astype(np.int64))
-            atomic_write_bytes(tmp / "latents" / f"{ls.name}.npz", buf.getvalue())
-            latents[ls.name] = {"description": ls.description, "label_names": ls.label_names, "level": ls.level}
         manifest = {"fingerprint": fp, "world": world.name, "vocab_size": len(tok), "seq_len": t.seq_len,
-                    "train_sha256": sha256_bytes(train.tobytes() + b"".join(v.tobytes() for v in pairs.values())), "n_train_blocks": int(train.shape[0]),
-                    "tasks": tasks, "latents": latents, "summary": world.describe()}
+                    "train_sha256": shas[spec.seed] if spec.seed in shas else "", "n_train_blocks": fp["n_blocks"],
+                    **({"replicate_train_sha256": {str(k): v for k, v in shas.items()}} if spec.seeds else {}),
+                    "tasks": _write_tasks(tmp, world, spec), "latents": _write_latents(tmp, world, spec),
+                    "summary": world.describe()}
         atomic_write_json(tmp / "manifest.json", manifest)
     return manifest
+
+
+def _write_train(tmp: Path, world, tok, spec: StudySpec, seed: int) -> str:
+    """One replicate's training rows (the study's own seed: ``train.npy``); returns their sha256."""
+    t, offset = spec.train, world.id_offset  # symbol id s ↦ token id s + offset
+    replica = None if seed == spec.seed else seed
+    stream = world.with_replica(replica)
+    n_blocks = t.steps * t.batch_size * t.grad_accum
+    pairs = nsp_rows(stream, tok, n_blocks, t.seq_len, seed) if "nsp" in spec.objectives else {}
+    train = pairs.pop("input_ids") if pairs else (stream.train_blocks(n_blocks, t.seq_len) + offset).astype(np.int32)
+    suffix = DataDir.replica_suffix(replica)
+    atomic_write_bytes(tmp / f"train{suffix}.npy", _npy_bytes(train))
+    if pairs:  # NSP: the training rows are sentence pairs; their segments and labels sit beside them
+        atomic_write_bytes(tmp / f"train_pairs{suffix}.npz", _npz_bytes(pairs))
+    return sha256_bytes(train.tobytes() + b"".join(v.tobytes() for v in pairs.values()))
+
+
+def _write_tasks(tmp: Path, world, spec: StudySpec) -> dict:
+    offset, tasks = world.id_offset, {}
+    for ts in world.tasks(spec.eval.n_examples):
+        lines = [json.dumps({"prompt": [x + offset for x in e.prompt], "target": [x + offset for x in e.target],
+                             **({"choices": [[x + offset for x in c] for c in e.choices]} if e.choices else {})})
+                 for e in ts.examples]
+        atomic_write_bytes(tmp / "tasks" / f"{ts.name}.jsonl", ("\n".join(lines) + "\n").encode())
+        tasks[ts.name] = {"description": ts.description, "chance": ts.chance, "answer_length": ts.answer_length,
+                          "n": len(ts.examples),
+                          "fewshot_delimiter": None if ts.fewshot_delimiter is None else [x + offset for x in ts.fewshot_delimiter]}
+    return tasks
+
+
+def _write_latents(tmp: Path, world, spec: StudySpec) -> dict:
+    offset, latents = world.id_offset, {}
+    for ls in world.latents(spec.probe.n_sequences, spec.train.seq_len):
+        buf = io.BytesIO()
+        np.savez(buf, input_ids=(ls.input_ids + offset).astype(np.int32), labels=ls.labels.astype(np.int64))
+        atomic_write_bytes(tmp / "latents" / f"{ls.name}.npz", buf.getvalue())
+        latents[ls.name] = {"description": ls.description, "label_names": ls.label_names, "level": ls.level}
+    return latents
 
 
 def nsp_rows(world, tok, n_pairs: int, seq_len: int, seed: int) -> dict[str, np.ndarray]:

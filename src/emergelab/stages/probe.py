@@ -14,7 +14,7 @@ from emergelab.layout import Layout
 from emergelab.models import checkpoint as ckpt
 from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit, part_is_current
-from emergelab.stages.evaluate import checkpoint_units
+from emergelab.stages.evaluate import checkpoint_units, part_of
 
 PROBE_METRICS = ("accuracy", "control_accuracy", "selectivity", "majority_baseline")
 
@@ -62,7 +62,8 @@ def _requested(spec, latents: dict) -> list[str]:
     return [n for n in latents if n in spec.probe.latents]
 
 
-def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> list[dict]:
+def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int, seed: int | None = None) -> list[dict]:
+    """Probe and head-score rows of one checkpoint of the replicate ``seed`` (default: the study's)."""
     import torch  # the work's imports (torch, transformers) stay out of the cheap ``todo`` path
 
     from emergelab.probe.activations import extract_hidden
@@ -73,7 +74,7 @@ def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> lis
     model = ckpt.load_model(path, verify=False, eager=spec.probe.heads)
     data_manifest = lay.data_dir.manifest()
     base = {"study": spec.name, "rung": rung, "n_params": man["n_params"], "step": step,
-            "tokens": man["tokens_seen"], "flops": man["flops"], "seed": spec.seed}
+            "tokens": man["tokens_seen"], "flops": man["flops"], "seed": spec.seed if seed is None else seed}
     rows = []
     forward: dict[bytes, np.ndarray] = {}  # latents drawn on the same sequences share one forward pass
     for latent in _requested(spec, data_manifest["latents"]):
@@ -94,14 +95,14 @@ def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int) -> lis
         period = min(32, spec.train.seq_len // 2)
         for r in head_score_rows(model, data_manifest["vocab_size"], seed=spec.seed, period=period, token_ids=symbols,
                                  n_seq=32):
-            rows.append({**base, **r, "source": "heads"})
+            rows.append({**base, **r, "source": "heads", "seed": base["seed"]})  # the replicate's, not the scorer's
     return rows
 
 
 # ------------------------------------------------------------------ the stage contract
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
-    return [u for u in checkpoint_units(spec, lay, "probe") if not part_is_current(lay.part("probe", *u.key), u.inputs)]
+    return [u for u in checkpoint_units(spec, lay, "probe") if not part_is_current(part_of(spec, lay, "probe", u), u.inputs)]
 
 
 def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
@@ -115,9 +116,9 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
     # on small probes those threads only spin against the other workers (measured: 1.4x the CPU time)
     with threadpool_limits(limits=spec.train.threads):
         for i, u in enumerate(units):
-            rung, step = u.key
-            write_part(lay.part("probe", rung, step), probe_checkpoint(lay.checkpoint(rung, step), spec, lay, rung, step),
-                       u.inputs)
+            rung, seed, step = u.key
+            path = lay.checkpoint(spec.run_name(rung, seed), step)
+            write_part(part_of(spec, lay, "probe", u), probe_checkpoint(path, spec, lay, rung, step, seed=seed), u.inputs)
             if progress is not None:
                 progress(u.group, i + 1, len(units))
     return len(units)

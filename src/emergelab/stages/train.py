@@ -1,4 +1,4 @@
-"""The train stage: one unit per rung, trained (or resumed) until every scheduled checkpoint is valid.
+"""The train stage: one unit per rung × replicate seed, trained (or resumed) until every scheduled checkpoint is valid.
 
 A rung is done when each checkpoint of the schedule verifies against its manifest's sha256 and the
 rung's training rows are written. Later stages record the weights sha256 of the checkpoint they read,
@@ -13,14 +13,17 @@ from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit
 
 
-def rung_trained(spec: StudySpec, lay: Layout, rung: str) -> bool:
-    have = ckpt.list_checkpoints(lay.checkpoints(rung))
+def rung_trained(spec: StudySpec, lay: Layout, run: str) -> bool:
+    """Whether the run (a rung × seed, by its directory name) has every scheduled checkpoint and its rows."""
+    have = ckpt.list_checkpoints(lay.checkpoints(run))
     need = spec.checkpoint_steps()
-    return lay.part("train", rung).exists() and all(s in have and ckpt.is_valid(have[s]) for s in need)
+    return lay.part("train", run).exists() and all(s in have and ckpt.is_valid(have[s]) for s in need)
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
-    return [Unit("train", (r.name,), r.name) for r in spec.rungs_by_size() if not rung_trained(spec, lay, r.name)]
+    """One unit per rung × replicate seed, largest rung first."""
+    return [Unit("train", (r.name, s), spec.run_name(r.name, s)) for r, s in spec.runs()
+            if not rung_trained(spec, lay, spec.run_name(r.name, s))]
 
 
 def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
@@ -28,7 +31,8 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
 
     done = 0
     for u in units:
-        done += train_rung(spec, lay, u.key[0], progress)["status"] != "done"
+        rung, seed = u.key
+        done += train_rung(spec, lay, rung, progress, seed=seed)["status"] != "done"
     return done
 
 

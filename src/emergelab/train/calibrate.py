@@ -55,7 +55,7 @@ def time_rung(spec: StudySpec, rung: Rung, vocab_size: int, *, warmup: int = 2, 
         acc = make_accelerator([], lay.logs(rung.name))
         objective = training_objective(spec, tok)
         step_module = acc.prepare(StepModule(model, objective))
-        run = RungRun(spec, lay, rung, acc, tok, synthetic_rows(spec, len(tok), per_step * (warmup + steps), rng),
+        run = RungRun(spec, lay, rung, spec.seed, acc, tok, synthetic_rows(spec, len(tok), per_step * (warmup + steps), rng),
                       shard(t.batch_size, 1, 0), set(), model=model, step_module=step_module, objective=objective,
                       opt=make_optimizer(model, t), bf16=use_bf16(t.bf16, acc.device))
         step_module.train()

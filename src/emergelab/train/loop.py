@@ -63,11 +63,13 @@ def make_optimizer(model: torch.nn.Module, t) -> torch.optim.AdamW:
                               {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(0.9, 0.95), fused=fused)
 
 
-def training_objective(spec: StudySpec, tokenizer):
-    """The study's objective; causal LM trains with the fused vocabulary head (the same loss, faster)."""
+def training_objective(spec: StudySpec, tokenizer, seed: int | None = None):
+    """The study's objective (MLM masks drawn for ``seed``, default the study's); causal LM trains with the
+    fused vocabulary head (the same loss, faster)."""
     if spec.causal:
         return FusedCausalLM()
-    return make_objective(spec.objectives, tokenizer=tokenizer, seed=spec.seed, **spec.mlm.model_dump())
+    return make_objective(spec.objectives, tokenizer=tokenizer, seed=spec.seed if seed is None else seed,
+                          **spec.mlm.model_dump())
 
 
 def compile_backbone(model: torch.nn.Module) -> None:
@@ -104,6 +106,7 @@ class RungRun:
     spec: StudySpec
     lay: Layout
     rung: Rung
+    seed: int  # the replicate: its initialisation, data order and every training sampler
     acc: Any
     tok: Any
     rows: dict
@@ -122,21 +125,26 @@ class RungRun:
     def per_step(self) -> int:
         return self.spec.train.batch_size * self.spec.train.grad_accum
 
+    @property
+    def name(self) -> str:
+        """The run's directory name under ``runs/`` (the rung's, or ``<rung>@seed<k>`` for another replicate)."""
+        return self.spec.run_name(self.rung.name, self.seed)
 
-def train_rung(spec: StudySpec, lay: Layout, rung_name: str, progress=None) -> dict:
-    """Train (or resume, or skip) one rung; returns a summary.
 
-    ``progress(rung, step, total, loss, tokens_per_s)`` is called on the main process at log steps.
+def train_rung(spec: StudySpec, lay: Layout, rung_name: str, progress=None, seed: int | None = None) -> dict:
+    """Train (or resume, or skip) one rung for one replicate ``seed`` (default: the study's); returns a summary.
+
+    ``progress(run, step, total, loss, tokens_per_s)`` is called on the main process at log steps.
     """
     t = spec.train
     torch.set_num_threads(t.threads)
-    run = _open(spec, lay, spec.rung(rung_name))
+    run = _open(spec, lay, spec.rung(rung_name), spec.seed if seed is None else seed)
     missing = [s for s in spec.checkpoint_steps() if s not in run.valid]
     run.acc.wait_for_everyone()  # every process has looked before the main one writes anything
-    if not missing and lay.part("train", rung_name).exists():
-        return {"rung": rung_name, "status": "done"}
+    if not missing and lay.part("train", run.name).exists():
+        return {"rung": rung_name, "seed": run.seed, "status": "done"}
     _build(run, missing)
-    log_path = lay.logs(rung_name) / "train.jsonl"
+    log_path = lay.logs(run.name) / "train.jsonl"
     tb = _start_logs(run, log_path, progress)
     run.step_module.train()
     t0, tokens_done = time.perf_counter(), 0
@@ -152,24 +160,25 @@ def train_rung(spec: StudySpec, lay: Layout, rung_name: str, progress=None) -> d
                 rate = tokens_done / max(time.perf_counter() - t0, 1e-9)
                 _log(run, log, tb, step, _mean_over_processes(run, losses), lr, gnorm, rate, progress)
     _finish(run, log_path, tb)
-    return {"rung": rung_name, "status": "trained", "from_step": run.start}
+    return {"rung": rung_name, "seed": run.seed, "status": "trained", "from_step": run.start}
 
 
-def _open(spec: StudySpec, lay: Layout, rung: Rung) -> RungRun:
-    """The prepared data, the accelerator and the checkpoints already valid."""
+def _open(spec: StudySpec, lay: Layout, rung: Rung, seed: int) -> RungRun:
+    """The prepared data of the replicate, the accelerator and the checkpoints already valid."""
     t = spec.train
     if not lay.data_dir.exists():
         raise UserError(f"{lay.root} has no prepared data; run `emergelab prepare --out {lay.root}` (or `emergelab study`) first")
-    rows = lay.data_dir.train_rows()
+    rows = lay.data_dir.train_rows(None if seed == spec.seed else seed)
     per_step = t.batch_size * t.grad_accum
     if rows["input_ids"].shape[0] < t.steps * per_step:
         raise UserError(f"{lay.data} holds {rows['input_ids'].shape[0]} training rows but {t.steps} steps need "
                         f"{t.steps * per_step}; delete {lay.data} and re-run `emergelab prepare`")
-    acc = make_accelerator(t.trackers, lay.logs(rung.name))
+    name = spec.run_name(rung.name, seed)
+    acc = make_accelerator(t.trackers, lay.logs(name))
     check_divisible(t.batch_size, acc.num_processes)
     steps = spec.checkpoint_steps()
-    valid = {s for s, p in ckpt.list_checkpoints(lay.checkpoints(rung.name)).items() if s in steps and ckpt.is_valid(p)}
-    return RungRun(spec, lay, rung, acc, load_tokenizer(lay.data_dir.tokenizer), rows,
+    valid = {s for s, p in ckpt.list_checkpoints(lay.checkpoints(name)).items() if s in steps and ckpt.is_valid(p)}
+    return RungRun(spec, lay, rung, seed, acc, load_tokenizer(lay.data_dir.tokenizer), rows,
                    shard(t.batch_size, acc.num_processes, acc.process_index), valid)
 
 
@@ -179,17 +188,17 @@ def _build(run: RungRun, missing: list[int]) -> None:
     manifest = run.lay.data_dir.manifest()
     model = build_model(rung, vocab_size=manifest["vocab_size"], seq_len=t.seq_len, causal=spec.causal,
                         pad_token_id=run.tok.pad_token_id)
-    initialise(model, spec.init, seed=spec.seed)
+    initialise(model, spec.init, seed=run.seed)
     n_params, n_ne = count_params(model)
-    state = load_state(run.lay.state(rung.name))
+    state = load_state(run.lay.state(run.name))
     if not missing:  # all checkpoints exist; only the measurement part is missing
         run.start = t.steps
     elif state and state["step"] in run.valid and state["step"] < min(missing):
         run.start = state["step"]
-        ckpt.load_weights(model, run.lay.checkpoint(rung.name, run.start))
+        ckpt.load_weights(model, run.lay.checkpoint(run.name, run.start))
     if t.compile:
         compile_backbone(model)
-    run.objective = training_objective(spec, run.tok)
+    run.objective = training_objective(spec, run.tok, run.seed)
     run.step_module = run.acc.prepare(StepModule(model, run.objective))
     run.model = run.acc.unwrap_model(run.step_module).model
     run.opt = make_optimizer(run.model, t)
@@ -197,11 +206,12 @@ def _build(run: RungRun, missing: list[int]) -> None:
         run.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
     else:
-        torch.manual_seed(spec.seed)
+        torch.manual_seed(run.seed)
     run.state_step = state["step"] if state else -1
     run.bf16 = use_bf16(t.bf16, run.acc.device)
-    run.base = {"run": f"{spec.name}/{rung.name}", "rung": rung.name, "n_params": n_params,
-                "n_params_nonembedding": n_ne, "spec_hash": spec.hash(), "data_order_hash": manifest["train_sha256"],
+    data_sha = manifest.get("replicate_train_sha256", {}).get(str(run.seed), manifest["train_sha256"])
+    run.base = {"run": f"{spec.name}/{run.name}", "rung": rung.name, **({"seed": run.seed} if spec.seeds else {}),
+                "n_params": n_params, "n_params_nonembedding": n_ne, "spec_hash": spec.hash(), "data_order_hash": data_sha,
                 "flops_per_token": flops_per_token(n_ne, rung.n_layer, rung.d_model, t.seq_len),
                 "n_layer": rung.n_layer, "d_model": rung.d_model, "objectives": spec.objectives, "init": spec.init,
                 "global_batch": run.per_step, "seq_len": t.seq_len, "bf16": run.bf16}
@@ -213,19 +223,19 @@ def _start_logs(run: RungRun, log_path: Path, progress):
     if not acc.is_main_process:
         return None
     atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in _read_log(log_path, run.start)))
-    tb = _tensorboard(run.lay.logs(run.rung.name), run.start) if "tensorboard" in t.trackers else None
+    tb = _tensorboard(run.lay.logs(run.name), run.start) if "tensorboard" in t.trackers else None
     if acc.log_with:
-        acc.init_trackers(spec.name, config={"rung": run.rung.name, **run.rung.model_dump(),
+        acc.init_trackers(spec.name, config={"rung": run.rung.name, "seed": run.seed, **run.rung.model_dump(),
                                              **t.model_dump(exclude={"trackers"})},
-                          init_kwargs={"wandb": {"name": run.rung.name}})
+                          init_kwargs={"wandb": {"name": run.name}})
     if progress is not None:
-        progress(run.rung.name, run.start, t.steps, None)
+        progress(run.name, run.start, t.steps, None)
     return tb
 
 
 def _checkpoint(run: RungRun, step: int) -> None:
     """Write the step's checkpoint (unless it is valid already) and the resume state after it."""
-    path = run.lay.checkpoint(run.rung.name, step)
+    path = run.lay.checkpoint(run.name, step)
     main = run.acc.is_main_process
     if step not in run.valid:
         if main:
@@ -235,7 +245,7 @@ def _checkpoint(run: RungRun, step: int) -> None:
         run.acc.wait_for_everyone()
         run.valid.add(step)
     if main and step > run.state_step:
-        save_state(run.lay.state(run.rung.name), step=step, optimizer=run.opt,
+        save_state(run.lay.state(run.name), step=step, optimizer=run.opt,
                    weights_sha256=ckpt.read_manifest(path)["weights_sha256"])
         run.state_step = step
 
@@ -288,7 +298,7 @@ def _log(run: RungRun, log, tb, step: int, losses: dict, lr: float, gnorm, rate:
     if run.acc.log_with:
         run.acc.log(scalars, step=step)
     if progress is not None:
-        progress(run.rung.name, step + 1, run.spec.train.steps, losses.get("loss"), rate)
+        progress(run.name, step + 1, run.spec.train.steps, losses.get("loss"), rate)
 
 
 def _finish(run: RungRun, log_path: Path, tb) -> None:
@@ -301,9 +311,9 @@ def _finish(run: RungRun, log_path: Path, tb) -> None:
         spec, fpt = run.spec, run.base["flops_per_token"]
         rows_out = [{"study": spec.name, "rung": run.rung.name, "n_params": run.base["n_params"], "step": r["step"],
                      "tokens": r["tokens"], "flops": fpt * r["tokens"], "source": "train", "task": metric_of(k)[0],
-                     "metric": metric_of(k)[1], "value": r[k], "n": run.per_step, "seed": spec.seed}
+                     "metric": metric_of(k)[1], "value": r[k], "n": run.per_step, "seed": run.seed}
                     for r in _read_log(log_path, spec.train.steps) for k in run.objective.names if k in r]
-        write_part(run.lay.part("train", run.rung.name), rows_out)
+        write_part(run.lay.part("train", run.name), rows_out)
     run.acc.wait_for_everyone()
 
 
