@@ -47,7 +47,7 @@ def test_fourier_latents_bin_cos_and_sin_of_the_inputs():
     p = 31
     w = make_world("modular", {"p": p, "fourier_k": [1, 3]}, 0)
     latents = {ls.name: ls for ls in w.latents(10, 36)}
-    assert set(latents) == {"cos_k1", "sin_k1", "cos_k3", "sin_k3"}
+    assert set(latents) == {f"{a}{fn}_k{k}" for a in ("", "answer_") for fn in ("cos", "sin") for k in (1, 3)}
     ls = latents["sin_k3"]
     assert ls.label_names == FOURIER_BINS
     ids, lab = ls.input_ids.reshape(-1), ls.labels.reshape(-1)
@@ -57,3 +57,33 @@ def test_fourier_latents_bin_cos_and_sin_of_the_inputs():
         assert [lab[i], lab[i + 2], lab[i + 3]] == expect
         assert lab[i + 1] == lab[i + 4] == lab[i + 5] == -1
     assert fourier_bin(np.array([-1.0, -0.5, -0.01, 0.0, 0.49, 0.5, 1.0])).tolist() == [0, 1, 1, 2, 2, 3, 3]
+
+
+def test_answer_fourier_latent_is_read_at_the_equals_sign_only_with_hand_computed_values():
+    import numpy as np
+
+    from emergelab.worlds.modular import FOURIER_BINS, ModularWorld, answer_fourier_bin
+
+    # hand-computed, p = 97: 2π·30/97 = 1.9433 rad → cos −0.3635 (bin [-0.5,0)), sin 0.9316 (bin [0.5,1]);
+    # 2π·2·(96+96)/97 = 2π·3.9588 → cos 0.9866 (bin [0.5,1]), sin −0.1620 (bin [-0.5,0))
+    assert answer_fourier_bin(np.cos, 1, [10], [20], 97).tolist() == [1]
+    assert answer_fourier_bin(np.sin, 1, [10], [20], 97).tolist() == [3]
+    assert answer_fourier_bin(np.cos, 2, [96], [96], 97).tolist() == [3]
+    assert answer_fourier_bin(np.sin, 2, [96], [96], 97).tolist() == [1]
+    assert FOURIER_BINS[1] == "[-0.5,0)" and FOURIER_BINS[3] == "[0.5,1]"
+    world = ModularWorld({"p": 97}, 0)
+    latents = {ls.name: ls for ls in world.latents(8, 36)}
+    z = latents["answer_cos_k2"]
+    ids, lab = z.input_ids.reshape(-1), z.labels.reshape(-1)
+    at = np.flatnonzero(lab >= 0)
+    assert len(at) and (ids[at] == world.symbols.index("=")).all()  # only at '=': a per-token control reads nothing
+    want = answer_fourier_bin(np.cos, 2, ids[at - 3], ids[at - 1], 97)
+    assert (lab[at] == want).all()
+
+
+def test_the_mechanism_map_links_held_out_addition_to_the_answer_s_fourier_features():
+    from emergelab.worlds.modular import ModularWorld
+
+    links = ModularWorld({}, 0).mechanisms()
+    assert {(x.task, x.signal) for x in links if x.task == "mod_heldout"} == {
+        ("mod_heldout", f"answer_{fn}_k{k}") for k in (1, 2) for fn in ("cos", "sin")}

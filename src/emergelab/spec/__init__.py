@@ -9,6 +9,7 @@ from emergelab.spec.load import apply_override, dump_yaml, parse, preset_dict, p
 from emergelab.spec.schema import (
     EvalSpec,
     LadderGrid,
+    MechanismLink,
     MLMSpec,
     ProbeSpec,
     Rung,
@@ -21,6 +22,6 @@ from emergelab.spec.schema import (
 )
 
 __all__ = ["AXES", "ADAPTER_KINDS", "METHOD_NAMES", "EvalSpec", "ExplainOptions", "FinetuneOptions", "LadderGrid",
-           "MLMSpec", "ProbeSpec", "Rung", "StudySpec", "TokenizerSpec", "TrainSpec", "apply_override",
+           "MechanismLink", "MLMSpec", "ProbeSpec", "Rung", "StudySpec", "TokenizerSpec", "TrainSpec", "apply_override",
            "checkpoint_steps", "dump_yaml", "first_error", "parse", "preset_dict", "presets", "spec_data",
            "spec_hash"]

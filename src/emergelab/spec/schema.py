@@ -155,6 +155,15 @@ class ProbeSpec(_Strict):
     heads: bool = True
 
 
+class MechanismLink(_Strict):
+    """A link of the mechanism map the spec adds to the world's: ``signal`` (a latent, or ``heads/<score>``)
+    bears on capability ``task``. A text world declares its links here."""
+
+    task: str = Field(min_length=1)
+    signal: str = Field(min_length=1)
+    why: str = ""
+
+
 class StudySpec(_Strict):
     """Everything that defines a study. Same spec + same seed = same numbers."""
 
@@ -177,6 +186,8 @@ class StudySpec(_Strict):
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
     explain: ExplainOptions = Field(default_factory=ExplainOptions)
     finetune: FinetuneOptions | None = Field(None, description="the finetune stage; absent: not run")
+    mechanisms: list[MechanismLink] | None = Field(
+        None, description="links of the mechanism map beside the world's own (which latents bear on which capability)")
 
     @field_validator("objectives")
     @classmethod
@@ -321,7 +332,7 @@ def plain(spec: StudySpec) -> dict:
     """The spec as JSON data; an absent finetune section is left out, so specs written before the
     section existed keep their hash (and their study directories stay valid)."""
     data = spec.model_dump(mode="json")
-    for key in ("finetune", "seeds"):  # sections added later: absent, they leave older specs' hashes alone
+    for key in ("finetune", "seeds", "mechanisms"):  # sections added later: absent, they leave older specs' hashes alone
         if data.get(key) is None:
             data.pop(key, None)
     return data

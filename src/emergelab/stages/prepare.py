@@ -61,6 +61,7 @@ def prepare(spec: StudySpec, data_dir: Path) -> dict:
                     "train_sha256": shas[spec.seed] if spec.seed in shas else "", "n_train_blocks": fp["n_blocks"],
                     **({"replicate_train_sha256": {str(k): v for k, v in shas.items()}} if spec.seeds else {}),
                     "tasks": _write_tasks(tmp, world, spec), "latents": _write_latents(tmp, world, spec),
+                    "mechanisms": [x.as_dict() for x in world.mechanisms()] + [m.model_dump() for m in spec.mechanisms or []],
                     "summary": world.describe()}
         atomic_write_json(tmp / "manifest.json", manifest)
     return manifest

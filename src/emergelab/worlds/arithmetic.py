@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from emergelab.errors import UserError
-from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
+from emergelab.worlds.base import LatentSet, Link, TaskExample, TaskSet, World
 
 Op = Literal["add", "mul"]
 SYMBOLS = [str(d) for d in range(10)] + ["+", "*", "=", ";"]
@@ -179,6 +179,11 @@ class ArithmeticWorld(World):
                 out.append(TaskSet(f"{op}-{n}", f"the {L}-digit {word} of two held-out {n}-digit numbers", examples,
                                    {"exact_match": 10.0 ** -L, "token_accuracy": 0.1}, fewshot_delimiter=[SEMI]))
         return out
+
+    def mechanisms(self) -> list[Link]:
+        """A digit of a sum or product is right only with the carry into it (per-digit accuracy)."""
+        return [Link(f"{op}-{n}", f"carry_{op}", "the carry into each answer digit")
+                for op in self.params.ops for n in self.params.digits]
 
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         out = []

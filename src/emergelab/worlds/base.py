@@ -14,7 +14,7 @@ from emergelab.corpus.labelled import LabelledData
 from emergelab.corpus.tokenizer import SPECIAL_TOKENS
 from emergelab.errors import UserError
 
-__all__ = ["SPECIAL_TOKENS", "LatentSet", "TaskExample", "TaskSet", "World", "rng_for"]
+__all__ = ["SPECIAL_TOKENS", "LatentSet", "Link", "TaskExample", "TaskSet", "World", "rng_for"]
 
 
 def rng_for(seed: int, purpose: str) -> np.random.Generator:
@@ -45,6 +45,19 @@ class TaskSet:
     @property
     def answer_length(self) -> int:
         return int(round(np.mean([len(e.target) for e in self.examples])))
+
+
+@dataclass(frozen=True)
+class Link:
+    """One edge of a world's mechanism map: the ``signal`` (a latent, or a head score ``heads/<score>``)
+    that bears on capability ``task`` (a task name), and why."""
+
+    task: str
+    signal: str
+    why: str = ""
+
+    def as_dict(self) -> dict:
+        return {"task": self.task, "signal": self.signal, "why": self.why}
 
 
 @dataclass
@@ -109,6 +122,11 @@ class World(ABC):
     @abstractmethod
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         """Latent variables with ground-truth labels."""
+    def mechanisms(self) -> list[Link]:
+        """The world's mechanism map: which latents and attention-head scores bear on which capabilities.
+        Explain computes leads (and the mechanism stage interventions) along these links only."""
+        return []
+
     def labelled_tasks(self) -> dict[str, str]:
         """Fine-tuning tasks this world labels, name -> ``classify`` | ``tag``; the first is the default.
 

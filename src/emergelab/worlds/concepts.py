@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import emergelab.worlds.hmm as hmm
-from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
+from emergelab.worlds.base import LatentSet, Link, TaskExample, TaskSet, World
 
 
 class ConceptsParams(BaseModel):
@@ -210,6 +210,10 @@ class ConceptsWorld(World):
 
     def labelled_tasks(self) -> dict[str, str]:
         return {"concept": "classify", "slot": "tag", "value": "tag", "hidden_state": "tag"}
+
+    def mechanisms(self) -> list[Link]:
+        """In-context prediction is Bayesian inference of the concept (Xie et al. 2021)."""
+        return [Link(ts.name, "concept", "the prompt's examples identify the latent concept") for ts in self.tasks(1)]
 
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         p = self.params

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
+from emergelab.worlds.base import LatentSet, Link, TaskExample, TaskSet, World
 
 
 class InductionParams(BaseModel):
@@ -74,6 +74,12 @@ class InductionWorld(World):
 
     def labelled_tasks(self) -> dict[str, str]:
         return {"in_repeat": "tag"}
+
+    def mechanisms(self) -> list[Link]:
+        """In-context copying needs induction heads, which need previous-token heads (Olsson et al. 2022)."""
+        return [Link("induction", "heads/induction", "an induction head attends to the token after the earlier copy"),
+                Link("induction", "heads/previous_token", "the induction circuit's first half"),
+                Link("induction", "in_repeat", "the model must know it is inside a repeat to copy")]
 
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         seqs, periods = self._sequences(self.rng("latent"), n_sequences, seq_len)

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from emergelab.worlds.base import SPECIAL_TOKENS, LatentSet, TaskExample, TaskSet, World
+from emergelab.worlds.base import SPECIAL_TOKENS, LatentSet, Link, TaskExample, TaskSet, World
 
 #: worlds a mixture cannot hold: real text trains its own tokenizer (no symbol ids to offset), and a
 #: mixture of mixtures is a flatter mixture
@@ -191,6 +191,18 @@ class MixtureWorld(World):
         names = _prefixed([[ls.name for ls in s] for s in sets], self._prefixes)
         return [LatentSet(name, ls.description, ls.input_ids + self.offsets[i], ls.labels, ls.label_names, ls.level)
                 for i, (s, new_names) in enumerate(zip(sets, names)) for ls, name in zip(s, new_names)]
+
+    def mechanisms(self) -> list[Link]:
+        """Each component's links, under the names the mixture gives its tasks and latents (a capability
+        is linked only to signals of its own component)."""
+        tasks = _prefixed([[ts.name for ts in w.tasks(1)] for w in self.components], self._prefixes)
+        latents = _prefixed([[ls.name for ls in w.latents(1, 16)] for w in self.components], self._prefixes)
+        out = []
+        for i, w in enumerate(self.components):
+            t_map = dict(zip([ts.name for ts in w.tasks(1)], tasks[i]))
+            l_map = dict(zip([ls.name for ls in w.latents(1, 16)], latents[i]))
+            out += [Link(t_map.get(x.task, x.task), l_map.get(x.signal, x.signal), x.why) for x in w.mechanisms()]
+        return out
 
     @cached_property
     def _labelled_index(self) -> dict[str, tuple[int, str, str]]:

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from emergelab.corpus.labelled import LabelledData
-from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
+from emergelab.worlds.base import LatentSet, Link, TaskExample, TaskSet, World
 
 #: equal-width bins of a cosine/sine value in [−1, 1]: the classes of a Fourier latent
 FOURIER_BINS = ["[-1,-0.5)", "[-0.5,0)", "[0,0.5)", "[0.5,1]"]
@@ -26,6 +26,11 @@ class ModularParams(BaseModel):
         if any(k < 1 for k in v):
             raise ValueError("fourier_k values must be ≥ 1")
         return sorted(set(v))
+
+
+def answer_fourier_bin(fn, k: int, a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
+    """The bin of fn(2πk(a+b)/p) for the pairs (a, b)."""
+    return fourier_bin(fn(2 * np.pi * k * (np.asarray(a) + np.asarray(b)) / p))
 
 
 def fourier_bin(x: np.ndarray) -> np.ndarray:
@@ -129,4 +134,24 @@ class ModularWorld(World):
                 labels = lab.reshape(-1)[:n_sequences * seq_len].reshape(n_sequences, seq_len)
                 out.append(LatentSet(f"{fn_name}_k{k}", f"{fn_name}(2π·{k}·x/{p}) of the input (a, b, or a+b at '='), "
                                                         "in 4 bins", ids.reshape(n_sequences, seq_len), labels, FOURIER_BINS))
+        return out + self._answer_latents(ids.reshape(n_sequences, seq_len), chosen, n_sequences, seq_len)
+
+    def _answer_latents(self, ids: np.ndarray, chosen: np.ndarray, n_sequences: int, seq_len: int) -> list[LatentSet]:
+        """cos/sin(2πk(a+b)/p) read at the '=' position only, where the model must have computed the answer: its
+        token is always '=', so a per-token control cannot read the label off the input (Nanda et al.'s key
+        frequencies of the answer)."""
+        p, out = self.params.p, []
+        a, b = chosen[:, 0], chosen[:, 1]
+        for k in self.params.fourier_k:
+            for fn_name, fn in (("cos", np.cos), ("sin", np.sin)):
+                lab = np.full((len(chosen), 6), -1, dtype=np.int64)
+                lab[:, 3] = answer_fourier_bin(fn, k, a, b, p)
+                labels = lab.reshape(-1)[:n_sequences * seq_len].reshape(n_sequences, seq_len)
+                out.append(LatentSet(f"answer_{fn_name}_k{k}", f"{fn_name}(2π·{k}·(a+b)/{p}) at '=', in 4 bins", ids,
+                                     labels, FOURIER_BINS))
         return out
+
+    def mechanisms(self) -> list[Link]:
+        why = "the Fourier features of the answer at '=' (Nanda et al. 2023) carry held-out addition"
+        return [Link(task, f"answer_{fn}_k{k}", why) for task in ("mod_heldout", "mod_train")
+                for k in self.params.fourier_k for fn in ("cos", "sin")]

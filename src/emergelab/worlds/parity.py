@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emergelab.worlds.base import LatentSet, TaskExample, TaskSet, World
+from emergelab.worlds.base import LatentSet, Link, TaskExample, TaskSet, World
 
 
 class ParityParams(BaseModel):
@@ -99,6 +99,11 @@ class ParityWorld(World):
                                f"parity of bits {self.subsets[i].tolist()} (subtask frequency {self.frequencies[i]:.3g})",
                                examples, {"exact_match": 0.5, "token_accuracy": 0.5}, fewshot_delimiter=[3]))
         return out
+
+    def mechanisms(self) -> list[Link]:
+        """Each sparse-parity subtask needs the model to know which subtask a prompt asks (Michaud et al. 2023)."""
+        width = len(str(self.params.n_tasks - 1))
+        return [Link(f"parity-{i:0{width}d}", "subtask", "the subtask index selects the bits") for i in range(self.params.n_tasks)]
 
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         ids, lab = self._stream_of(self.rng("latent"), n_sequences * seq_len)
