@@ -167,8 +167,11 @@ def test_k_larger_than_available_is_an_input_error():
     docs = _docs(3)
     with pytest.raises(UserError, match="3-shot needs 3 demonstrations but only 2 examples are available"):
         build_items(_text_spec(), TaskData(docs, docs, True), _lm(), 3, "generate")
-    items, _ = build_items(_text_spec(), TaskData(docs, _docs(3), False), _lm(), 3, "generate")
+    other = [{**d, "q": f"w{20 + i}"} for i, d in enumerate(_docs(3))]
+    items, _ = build_items(_text_spec(), TaskData(docs, other, False), _lm(), 3, "generate")
     assert len(items) == 3  # a separate few-shot split can give all its documents
+    with pytest.raises(UserError, match="too few other examples for 3-shot"):  # … but never the query's own copy
+        build_items(_text_spec(), TaskData(docs, _docs(3), False), _lm(), 3, "generate")
 
 
 def test_world_task_k_shot_in_token_ids():
@@ -212,3 +215,32 @@ def test_cloze_with_candidates_scores_them_as_choices():
     assert output_type == "multiple_choice" and item.gold == 0 and len(item.choices) == 2
     with pytest.raises(UserError, match="needs a masked model"):
         plan_task(_lm("causal"), spec, TaskData(docs, docs, True), [0])
+
+
+def test_few_shot_demonstrations_exclude_the_query_by_content_not_index():
+    from emergelab.evaluate.fewshot import demo_indices, same_content
+
+    pool = [{"q": "a"}, {"q": "b"}, {"q": "a"}, {"q": "c"}, {"q": "a"}, {"q": "d"}]  # 'a' sampled three times
+    same = same_content(pool, pool[0])
+    assert same == {0, 2, 4}
+    for seed in range(20):
+        demos = demo_indices(len(pool), 3, 0, seed, exclude_query=True, exclude=same)
+        assert len(demos) == 3 and not set(demos) & same  # never the query's content, under any index
+        assert demos[:2] == demo_indices(len(pool), 2, 0, seed, exclude_query=True, exclude=same)  # still nested
+    with pytest.raises(ValueError):
+        demo_indices(len(pool), 4, 0, 0, exclude_query=True, exclude=same)
+
+
+def test_causal_text_is_encoded_without_special_tokens_as_lm_eval_does():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from emergelab.evaluate.model import CausalLM
+
+    core = Tokenizer(models.WordLevel(vocab={"<s>": 0, "a": 1, "b": 2, "<unk>": 3}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", unk_token="<unk>")
+    assert tok.encode("a b") == [0, 1, 2]  # a Llama-style tokenizer adds BOS by default
+    lm = CausalLM(model=None, tokenizer=tok, max_length=16)
+    assert lm.encode("a b") == [1, 2] and lm.empty_context() == [0]

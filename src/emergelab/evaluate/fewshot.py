@@ -1,11 +1,14 @@
 """Few-shot demonstrations: seeded, nested across k, and never the query document itself.
 
 For query document ``i`` the demonstrations are the first ``k`` of one seeded sequence of distinct
-pool indices drawn with ``numpy.random.default_rng([seed, i])`` (skipping ``i`` when the pool is the
-evaluation split), so the 2-shot demonstrations are the first two of the 4-shot ones, and a query's
-prompt does not depend on which other documents or k values are evaluated.
+pool indices drawn with ``numpy.random.default_rng([seed, i])``, skipping every pool document whose
+*content* equals the query's (a world task sampled with replacement can hold the same example twice, and
+a separate few-shot split can contain the query), so the 2-shot demonstrations are the first two of the
+4-shot ones, and a query's prompt does not depend on which other documents or k values are evaluated.
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
@@ -23,15 +26,28 @@ def check_k(k: int, n_pool: int, same_split: bool, task: str) -> None:
                         f"(the query itself is never one); lower --k-shot/k_shot to ≤ {available}")
 
 
-def demo_indices(n_pool: int, k: int, query: int, seed: int, *, exclude_query: bool) -> list[int]:
-    """Indices of ``k`` distinct pool documents for query ``query`` (never ``query`` if excluded)."""
+def doc_key(doc) -> str:
+    """A document's content, for recognising the same example under two indices."""
+    return json.dumps(doc, sort_keys=True, default=str)
+
+
+def same_content(pool: list, query_doc) -> set[int]:
+    """Indices of the pool documents equal to ``query_doc``."""
+    key = doc_key(query_doc)
+    return {j for j, d in enumerate(pool) if doc_key(d) == key}
+
+
+def demo_indices(n_pool: int, k: int, query: int, seed: int, *, exclude_query: bool,
+                 exclude: set[int] | frozenset = frozenset()) -> list[int]:
+    """Indices of ``k`` distinct pool documents for query ``query``: never ``query`` itself if
+    ``exclude_query`` (the pool is the evaluation split), nor any index in ``exclude`` (the query's content)."""
     if k == 0:
         return []
     rng = np.random.default_rng([seed, query])
-    available = n_pool - (1 if exclude_query else 0)
+    seen = ({query} if exclude_query else set()) | set(exclude)
+    available = n_pool - len(seen)
     if k > available:
         raise ValueError(f"{k} demonstrations requested, {available} available")
-    seen = {query} if exclude_query else set()
     if n_pool <= _PERMUTE_UP_TO:  # the method depends on the pool only, so demos stay nested across k
         return [j for j in (int(x) for x in rng.permutation(n_pool)) if j not in seen][:k]
     out: list[int] = []

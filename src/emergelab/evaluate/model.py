@@ -120,7 +120,9 @@ class CausalLM(LanguageModel):
                             "use output_type loglikelihood, generate or multiple_choice")
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text))
+        # as lm-evaluation-harness encodes for causal models: no BOS/EOS around the text (an empty
+        # context is the prefix token, see ``empty_context``)
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def empty_context(self) -> list[int]:
         if self.prefix_id is None:

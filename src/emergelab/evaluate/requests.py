@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from emergelab.errors import UserError
 from emergelab.evaluate import templates as T
 from emergelab.evaluate.docs import TaskData
-from emergelab.evaluate.fewshot import check_k, demo_indices, text_context, token_context
+from emergelab.evaluate.fewshot import check_k, demo_indices, doc_key, text_context, token_context
 from emergelab.evaluate.model import LanguageModel
 from emergelab.evaluate.taskspec import TaskSpec
 
@@ -70,10 +70,19 @@ def build_items(spec: TaskSpec, data: TaskData, lm: LanguageModel, k: int, outpu
         raise UserError(f"task {spec.task} has no k-shot form (its world defines no few-shot delimiter); use k_shot [0]")
     check_k(k, len(data.fewshot_docs), data.same_split, spec.task)
     max_len = lm.max_length
+    by_content: dict[str, list[int]] = {}
+    for j, d in enumerate(data.fewshot_docs if k else []):
+        by_content.setdefault(doc_key(d), []).append(j)
     items, cut = [], 0
     for i, doc in enumerate(data.docs):
-        demos = [data.fewshot_docs[j] for j in demo_indices(len(data.fewshot_docs), k, i, spec.fewshot_seed,
-                                                             exclude_query=data.same_split)]
+        same = set(by_content.get(doc_key(doc), ())) if k else set()  # the query's content under any index
+        try:
+            chosen = demo_indices(len(data.fewshot_docs), k, i, spec.fewshot_seed, exclude_query=data.same_split,
+                                  exclude=same)
+        except ValueError:
+            raise UserError(f"task {spec.task}: document {i} has too few other examples for {k}-shot (its content "
+                            f"repeats {len(same)} times in the pool); lower k_shot") from None
+        demos = [data.fewshot_docs[j] for j in chosen]
         q, target, choices = T.doc_to_text(spec, doc), T.doc_to_target(spec, doc), T.doc_to_choice(spec, doc)
         if output_type == "multiple_choice" and not choices:
             raise UserError(f"task {spec.task}: document {i} has no choices; multiple_choice needs doc_to_choice")
