@@ -17,8 +17,9 @@ With e = ``edge_points(n)`` (2 on a ladder of fewer than 15 points, 3 on longer 
   maximising m_j − m_i; its *share* = (m_j − m_i) / max(E − S, m_j − m_i), the part of the rise from
   the start level to the end level that happens inside one window (levels, being means of e points,
   are steadier under noise than the isotonic fit's extremes). The rise is
-  carried by the points past the window's 90 % level (m ≥ m_i + 0.9·(m_j − m_i)) and preceded by the
-  points before its 10 % level. Sharp when share ≥ ``sharpness``, at least ``min_before`` points precede
+  carried by the points past the window's three-quarter level (m ≥ m_i + 0.75·(m_j − m_i): a slow creep
+  after the jump does not hide the points that hold it) and preceded by the points before its 10 %
+  level. Sharp when share ≥ ``sharpness``, at least ``min_before`` points precede
   the rise and at least e points are past it (one lucky last point is not a transition).
 
 ``classify`` turns these into one code per replicate: not learned, smooth, emergent, transient.
@@ -134,7 +135,7 @@ def shape_stats(t: np.ndarray, G: np.ndarray, sigma: np.ndarray, chance: float |
     share = np.where(rise > 0, rise / np.where(level_rise > 0, level_rise, 1.0), 0.0)
     base = M[np.arange(R), i]
     n_before = first_at_least(M, base + 0.1 * rise)
-    n_after = n - first_at_least(M, base + 0.9 * rise)
+    n_after = n - first_at_least(M, base + 0.75 * rise)
     sharp = (share >= rules.sharpness) & (n_before >= rules.min_before) & (n_after >= e)
     return {"start": S, "end": E, "peak": P, "peak_index": p, "learned": learned, "transient": transient,
             "total_rise": total, "window_rise": rise, "window_from": i, "window_to": j, "share": share,
