@@ -9,7 +9,7 @@ chance* (``probe.stage``) — the records say ``selectivity_of`` for what it is.
 
 Onset: the first checkpoint from which the running median of three (so that one dip below the
 threshold, or one spike above it, does not move it) of the best-layer selectivity stays above
-``threshold`` to the last checkpoint. Each layer's selectivity is resampled at its binomial standard
+``threshold`` to the last checkpoint, for at least two checkpoints. Each layer's selectivity is resampled at its binomial standard
 error, σ² = a(1 − a)/n + c(1 − c)/n from the accuracy a and control accuracy c of n test items (0.5/n
 without them), and the best layer re-taken in each replicate — the maximum over layers of pure noise is
 not zero, and the replicates carry that. The onset is reported when at least ``verdict_share`` of the
@@ -78,14 +78,15 @@ def median3(V: np.ndarray) -> np.ndarray:
     return out
 
 
-def stays_above(v: np.ndarray, threshold: float) -> np.ndarray:
+def stays_above(v: np.ndarray, threshold: float, min_run: int = 2) -> np.ndarray:
     """Per row, the index of the first point from which every later value is above ``threshold``
-    (−1 when the last point is not above it)."""
+    (−1 when fewer than ``min_run`` points at the end are above it: one last checkpoint is no onset)."""
     v = np.atleast_2d(v)
     above = v > threshold
     below_after = np.flip(np.logical_or.accumulate(np.flip(~above, axis=-1), axis=-1), axis=-1)
     first = np.argmin(below_after, axis=-1)  # first index with no point below from there on
-    return np.where(above[..., -1], first, -1)
+    held = above[..., -1] & (v.shape[-1] - first >= min(min_run, v.shape[-1]))
+    return np.where(held, first, -1)
 
 
 def _onset(lat: str, axis: str, rung, xs, S, sig, n_params, threshold, n_rep, share, level, rng) -> dict:
