@@ -31,7 +31,6 @@ import numpy as np
 from scipy.special import expit
 
 from emergelab.explain import synthetic as S
-from emergelab.explain.options import ExplainOptions
 from emergelab.explain.runner import explain_table
 
 FAMILIES = ("linear", "power", "satexp", "sharp", "mirage", "transient", "flat")

@@ -4,7 +4,13 @@ import pytest
 
 from emergelab.explain import formulas as F
 from emergelab.explain import synthetic as S
-from emergelab.explain.latent import latent_onsets, linked, median3, stays_above, world_of
+from emergelab.explain.latent import (
+    latent_onsets,
+    linked,
+    median3,
+    stays_above,
+    world_of,
+)
 from emergelab.explain.options import ExplainOptions
 from emergelab.explain.runner import explain_table
 

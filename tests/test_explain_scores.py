@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from emergelab.explain.curves import Curve
-from emergelab.explain.scores import breakthroughness, linearity, total_improvement, wei_criterion
+from emergelab.explain.scores import (
+    breakthroughness,
+    linearity,
+    total_improvement,
+    wei_criterion,
+)
 
 
 def test_scores_by_hand():

@@ -6,7 +6,15 @@ from emergelab.explain import synthetic as S
 from emergelab.explain.curves import extract_curves
 from emergelab.explain.noise import binomial_stderr, point_sigma, roughness_sigma
 from emergelab.explain.options import ExplainOptions
-from emergelab.explain.shape import EMERGENT, NOT_LEARNED, SMOOTH, ShapeRules, classify, monotone_fit, shape_stats
+from emergelab.explain.shape import (
+    EMERGENT,
+    NOT_LEARNED,
+    SMOOTH,
+    ShapeRules,
+    classify,
+    monotone_fit,
+    shape_stats,
+)
 from emergelab.explain.verdict import decide, fmt_verdict, verdict_shares
 
 

@@ -88,7 +88,7 @@ class Curve:
 
     @property
     def n_distinct(self) -> int:
-        return int(len(np.unique(self.x)))
+        return len(np.unique(self.x))
 
     @property
     def n_seeds(self) -> int:

@@ -25,7 +25,7 @@ is positive, ``lag`` when it is negative, ``simultaneous`` otherwise.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,7 @@ def _onset(lat: str, axis: str, rung, xs, S, sig, n_params, threshold, n_rep, sh
     best = median3(S.max(axis=0))
     i = int(stays_above(best, threshold)[0])
     rec = {"latent": lat, "axis": axis, "rung": rung, "selectivity_of": SELECTIVITY_OF, "threshold": threshold,
-           "n_checkpoints": int(len(xs)), "final_selectivity": float(S.max(axis=0)[-1]),
+           "n_checkpoints": len(xs), "final_selectivity": float(S.max(axis=0)[-1]),
            "onset": None, "onset_ci": None, "persistence": None, "layer": None, "selectivity_at_onset": None,
            "first_checkpoint": False, "replicate_onsets": []}
     if n_rep > 0:

@@ -59,7 +59,7 @@ def predict_exact_match(em: np.ndarray, p: np.ndarray, w: np.ndarray, length: fl
                         min_gain: float) -> dict:
     """{length, length_source: rows|estimated, r2, n_points} of EM ≈ p^L on paired points."""
     rec = {"length": length, "length_source": "rows" if length is not None else None, "r2": None,
-           "n_points": int(len(em))}
+           "n_points": len(em)}
     if length is None:
         est = estimate_length(em, p, w)
         if est is not None:

@@ -92,4 +92,4 @@ def estimate_onset(curve: Curve, upto: int, reps: np.ndarray, level: float) -> O
         resolved = False
         lo_b, hi_b = float(left.max()), float(right.min())
         ci = (min(ci[0], lo_b), max(ci[1], hi_b)) if ci else (lo_b, hi_b)
-    return Onset(fit.name, t0, ci, width, width_ci, resolved, inside, int(len(reps)), rep_t)
+    return Onset(fit.name, t0, ci, width, width_ci, resolved, inside, len(reps), rep_t)

@@ -51,18 +51,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emergelab.explain.curves import Curve, answer_lengths, capability_points, extract_curves
+from emergelab.explain.curves import (
+    Curve,
+    answer_lengths,
+    capability_points,
+    extract_curves,
+)
 from emergelab.explain.fit import fit_models, select
 from emergelab.explain.induced import check_sentence, induce, metric_check, partner_of
-from emergelab.explain.latent import Allowed, any_pair, latent_leads, latent_onsets, linked
+from emergelab.explain.latent import (
+    Allowed,
+    any_pair,
+    latent_leads,
+    latent_onsets,
+    linked,
+)
 from emergelab.explain.nonlinearity import nonlinearity_tests
 from emergelab.explain.onset import estimate_onset, x_of_t
 from emergelab.explain.options import ExplainOptions
 from emergelab.explain.scores import curve_scores
 from emergelab.explain.shape import EMERGENT, TRANSIENT
-from emergelab.explain.verdict import (CODE_NAMES, VERDICTS, Assessment, assess, decide, fmt_interval,
-                                       fmt_verdict, fmt_x, shape_sentence, split_sentence,
-                                       verdict_shares, width_unit)
+from emergelab.explain.verdict import (
+    CODE_NAMES,
+    VERDICTS,
+    Assessment,
+    assess,
+    decide,
+    fmt_interval,
+    fmt_verdict,
+    fmt_x,
+    shape_sentence,
+    split_sentence,
+    verdict_shares,
+    width_unit,
+)
 from emergelab.io import atomic_write_json
 from emergelab.measurements import conform, read_table
 
@@ -91,7 +113,7 @@ def _clean(obj):
 def base_record(curve: Curve) -> dict:
     return {"task": curve.task, "metric": curve.metric, "k_shot": curve.k_shot, "axis": curve.axis,
             "rung": curve.rung, "x_name": X_NAME[curve.axis], "log_x": curve.log_x,
-            "higher_is_better": curve.higher_is_better, "kind": curve.kind, "n_points": int(len(curve.x)),
+            "higher_is_better": curve.higher_is_better, "kind": curve.kind, "n_points": len(curve.x),
             "n_seeds": curve.n_seeds, "x": curve.x, "y": curve.y, "sigma": None, "sigma_source": None,
             "dropped": curve.dropped, "chance": curve.chance, "chance_source": curve.chance_source,
             "verdict": "insufficient data", "verdict_share": None, "verdict_shares": {}, "n_replicates": 0,
@@ -163,7 +185,7 @@ def finish(curve: Curve, rec: dict, a: Assessment, codes: np.ndarray, opts: Expl
     if rec["delta_aicc"] is not None:
         parts.append(f"AICc sharp vs smooth model: Δ={rec['delta_aicc']:+.1f}")
     parts.append(split_sentence(shares, len(codes)) + ("" if verdict != "uncertain" else f" ({opts.verdict_share:g} needed)"))
-    rec.update(verdict=verdict, verdict_share=share, verdict_shares=shares, n_replicates=int(len(codes)),
+    rec.update(verdict=verdict, verdict_share=share, verdict_shares=shares, n_replicates=len(codes),
                label=fmt_verdict(verdict, share), onset=onset, flags=curve_flags(curve, a, onset, opts),
                evidence="; ".join(parts), shape=shape_record(curve, a), sigma=a.sigma, sigma_source=a.sigma_source,
                looks_emergent=a.obs_code == EMERGENT)
