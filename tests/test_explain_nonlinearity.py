@@ -4,7 +4,11 @@ import pytest
 
 from emergelab.explain import synthetic as S
 from emergelab.explain.curves import answer_lengths, capability_points
-from emergelab.explain.nonlinearity import estimate_length, nonlinearity_tests, r_squared
+from emergelab.explain.nonlinearity import (
+    estimate_length,
+    nonlinearity_tests,
+    r_squared,
+)
 
 STEPS = [10, 20, 50, 100, 200, 500, 1000]
 P = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])

@@ -50,8 +50,12 @@ def test_result_is_strict_json_with_the_documented_keys(result):
     axes = {(c["axis"], c["rung"]) for c in result["curves"]}
     assert {("params", None), ("flops", None), ("loss", None), ("step", "small"), ("step", "big")} <= axes
     for c in result["curves"]:
-        assert c["verdict"] in ("smooth", "emergent", "metric-induced", "not learned", "insufficient data")
+        assert c["verdict"] in ("smooth", "emergent", "metric-induced", "transient", "not learned", "uncertain",
+                                "insufficient data")
         assert isinstance(c["evidence"], str) and c["evidence"]
+        assert (c["onset"] is None) or c["verdict"] in ("emergent", "transient")
+        assert c["verdict"] == "insufficient data" or 0 < c["verdict_share"] <= 1
+    assert result["schema_version"] == 2
     assert sum(result["summary"]["verdicts"].values()) == result["summary"]["n_curves"] == len(result["curves"])
 
 
@@ -79,7 +83,9 @@ def test_verdicts_and_latent_leads_on_the_study(result):
     by = {(c["metric"], c["axis"], c["rung"]): c for c in result["curves"] if c["task"] == "copy"}
     for rung in RUNGS:
         assert by[("token_accuracy", "step", rung)]["verdict"] == "smooth"
-        assert by[("exact_match", "step", rung)]["verdict"] in ("emergent", "metric-induced")
+        em = by[("exact_match", "step", rung)]
+        assert em["verdict"] == "emergent" and em["onset"]["ci"] is not None
+        assert not em["metric_check"]["predicts"]  # a logistic step is not token_accuracy^5
     onsets = {o["rung"]: o["onset"] for o in result["latent_onsets"] if o["axis"] == "step"}
     assert onsets == {"small": 16, "mid": 16, "big": 16}
     leads = [r for r in result["latent_leads"] if r["metric"] == "exact_match"]
@@ -156,7 +162,8 @@ def test_cli_writes_explanations_and_prints_the_verdicts(tmp_path, cli):
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "explanations.json").read_text())
     assert res["options"]["n_bootstrap"] == 20
-    assert "Verdicts" in r.output and "metric-induced" in r.output and "explanations.json" in r.output
+    # the study's exact match is a logistic step, not token_accuracy^5: it stays emergent
+    assert "Verdicts" in r.output and "(1.00)" in r.output and "explanations.json" in r.output
 
 
 def test_cli_out_and_threshold(tmp_path, cli):

@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from emergelab.explain.curves import Curve
-from emergelab.explain.scores import breakthroughness, linearity, total_improvement, wei_criterion
+from emergelab.explain.scores import (
+    breakthroughness,
+    linearity,
+    total_improvement,
+    wei_criterion,
+)
 
 
 def test_scores_by_hand():
@@ -53,6 +58,7 @@ def test_wei_criterion_rejects(y):
 
 
 def test_wei_criterion_needs_a_chance_level():
+    # no metric's chance is assumed any more (exact match used to default to 0): no chance row, no criterion
     y = [0.25, 0.27, 0.24, 0.6, 0.8]
-    assert wei_criterion(_curve(y, source="zero", chance=0.25), 0.05, 0.1).emergent
-    assert not wei_criterion(_curve(y, source="start", chance=0.25), 0.05, 0.1).emergent
+    assert wei_criterion(_curve(y, source="rows", chance=0.25), 0.05, 0.1).emergent
+    assert not wei_criterion(_curve(y, source="start", chance=None), 0.05, 0.1).emergent

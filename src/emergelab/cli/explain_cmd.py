@@ -13,15 +13,15 @@ from emergelab.layout import Layout
 from emergelab.spec import ExplainOptions
 from emergelab.study import run_stages
 
-VERDICT_STYLE = {"emergent": "bold magenta", "metric-induced": "yellow", "smooth": "green",
-                 "not learned": "dim", "insufficient data": "dim"}
+VERDICT_STYLE = {"emergent": "bold magenta", "transient": "magenta", "metric-induced": "yellow", "smooth": "green",
+                 "uncertain": "cyan", "not learned": "dim", "insufficient data": "dim"}
 
 
 def _onset_cell(rec: dict) -> str:
     from emergelab.explain.verdict import fmt_num
 
     o = rec.get("onset")
-    if not o or rec["verdict"] not in ("emergent", "metric-induced"):
+    if not o or rec["verdict"] not in ("emergent", "transient"):
         return "—"
     ci = o.get("ci")
     return f"{fmt_num(o['x'])}" + (f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]" if ci else "")
@@ -41,7 +41,7 @@ def verdict_table(result: dict):
         best = rec.get("best_model")
         table.add_row(rec["task"], rec["metric"], str(rec["k_shot"]), rec["axis"], rec["rung"] or "—",
                       MODELS[best].label.format(x=AXIS_LABEL[rec["axis"]]) if best else "—", _onset_cell(rec),
-                      f"[{VERDICT_STYLE.get(rec['verdict'], '')}]{rec['verdict']}[/]", rec["evidence"])
+                      f"[{VERDICT_STYLE.get(rec['verdict'], '')}]{rec.get('label', rec['verdict'])}[/]", rec["evidence"])
     return table
 
 
@@ -58,7 +58,8 @@ def explain(
 ) -> None:
     """Fit linear, power-law, sigmoid and breakpoint models to every capability curve, score
     breakthroughness and linearity, test exact match against p^L, time latent onsets, and give each
-    curve a verdict (smooth, emergent, metric-induced, not learned) with its evidence.
+    curve a verdict (smooth, emergent, metric-induced, transient, not learned, uncertain) with its share
+    of replicates and its evidence.
 
     On a study directory this is the study's explain stage: it combines new parts (after `emergelab
     evaluate DIR`), follows the spec's `explain:` options and takes the study's lock."""

@@ -11,9 +11,11 @@ Axes (x of each point):
   ``source="eval", task="heldout", metric="loss"``), the loss-threshold view of Du et al. (2024). Lower
   loss is "more": the axis is linear in the loss and ordered from high to low loss.
 
-Values are averaged over seeds (and any duplicate rows). Chance levels come from the
-``chance/<metric>`` rows; without one, exact_match and token_accuracy take chance 0 and other
-metrics take the curve's first value ("start") as their reference level.
+Values are averaged over duplicate rows; each seed stays a separate replicate of the curve
+(``Curve.seeds``, one row per seed) and ``Curve.y`` is their mean. ``Curve.sigma`` is the measurement
+uncertainty of each point of ``y`` (see ``explain.noise``). Chance levels come from the
+``chance/<metric>`` rows; without one a curve is compared with its own start (``chance_source =
+"start"``): no metric's chance is assumed.
 """
 from __future__ import annotations
 
@@ -25,10 +27,8 @@ import pandas as pd
 from emergelab.measurements import CHANCE_PREFIX, METRICS
 
 #: Metrics whose values lie in [0, 1] (thresholds on them are absolute).
-BOUNDED = {"exact_match", "mc_accuracy", "token_accuracy", "accuracy", "macro_f1", "control_accuracy",
-           "selectivity", "majority_baseline", "brier"}
-#: Metrics whose chance level is 0 when the table has no chance row (generation metrics).
-ZERO_CHANCE = {"exact_match", "token_accuracy"}
+BOUNDED = {"exact_match", "mc_accuracy", "mc_accuracy_norm", "token_accuracy", "accuracy", "macro_f1",
+           "control_accuracy", "selectivity", "majority_baseline", "brier"}
 #: Metric rows that describe a task rather than measure a checkpoint.
 META_METRICS = {"answer_length"}
 HELDOUT = ("heldout", "loss")
@@ -43,7 +43,12 @@ def metric_info(metric: str) -> tuple[bool, str]:
 
 @dataclass
 class Curve:
-    """One capability curve: points (x, y) sorted from 'less' to 'more' along the axis."""
+    """One capability curve: points (x, y) sorted from 'less' to 'more' along the axis.
+
+    ``seeds`` (k × n, NaN where a seed lacks a point) holds the per-seed values whose mean is ``y``;
+    ``stderr`` and ``n_items`` are each point's reported standard error (NaN if none) and item count
+    (0 if unknown), averaged over its seeds.
+    """
 
     task: str
     metric: str
@@ -54,9 +59,13 @@ class Curve:
     y: np.ndarray
     higher_is_better: bool
     kind: str  # "discontinuous" | "continuous"
-    chance: float
-    chance_source: str  # "rows" | "zero" | "start"
+    chance: float | None
+    chance_source: str  # "rows" | "start"
     scale: float  # reference size of the metric: thresholds are fractions of it
+    bounded: bool = True
+    seeds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    stderr: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    n_items: np.ndarray = field(default_factory=lambda: np.zeros(0))
     dropped: dict = field(default_factory=dict)
 
     @property
@@ -69,22 +78,25 @@ class Curve:
         return np.log10(self.x) if self.log_x else -self.x
 
     @property
+    def sign(self) -> float:
+        return 1.0 if self.higher_is_better else -1.0
+
+    @property
     def good(self) -> np.ndarray:
         """Values signed so that larger is better."""
-        return self.y if self.higher_is_better else -self.y
+        return self.sign * self.y
 
     @property
     def n_distinct(self) -> int:
-        return int(len(np.unique(self.x)))
+        return len(np.unique(self.x))
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.seeds.shape[0])
 
     @property
     def key(self) -> tuple:
         return (self.task, self.metric, self.k_shot, self.axis, self.rung)
-
-
-def _mean_by(d: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    return d.groupby(keys, as_index=False, sort=True).agg(
-        value=("value", "mean"), n_params=("n_params", "max"), flops=("flops", "mean"))
 
 
 def chance_levels(df: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -100,62 +112,83 @@ def answer_lengths(df: pd.DataFrame) -> dict[str, float]:
     return {t: float(v) for t, v in rows.groupby("task").value.mean().items() if np.isfinite(v) and v > 0}
 
 
-def capability_points(df: pd.DataFrame) -> pd.DataFrame:
-    """Eval rows that measure a checkpoint (no chance/answer-length rows), averaged over seeds."""
+def seed_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Eval rows that measure a checkpoint (no chance/answer-length rows), one per seed: duplicate rows
+    averaged, their stderr combined as sqrt(mean stderr²)."""
     d = df[(df.source == "eval") & (df.step >= 0) & ~df.metric.str.startswith(CHANCE_PREFIX)
-           & ~df.metric.isin(META_METRICS) & np.isfinite(df.value)]
-    return _mean_by(d, ["task", "metric", "k_shot", "rung", "step"])
+           & ~df.metric.isin(META_METRICS) & np.isfinite(df.value)].copy()
+    d["var"] = d.stderr.astype(float) ** 2
+    g = d.groupby(["task", "metric", "k_shot", "rung", "step", "seed"], as_index=False, sort=True).agg(
+        value=("value", "mean"), var=("var", "mean"), n=("n", "mean"), n_params=("n_params", "max"),
+        flops=("flops", "mean"))
+    g["stderr"] = np.sqrt(g.pop("var"))
+    return g
+
+
+def capability_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Capability points averaged over seeds: (task, metric, k_shot, rung, step, value, n_params, flops)."""
+    d = seed_points(df)
+    return d.groupby(["task", "metric", "k_shot", "rung", "step"], as_index=False, sort=True).agg(
+        value=("value", "mean"), n_params=("n_params", "max"), flops=("flops", "mean"))
 
 
 def heldout_loss(df: pd.DataFrame) -> pd.DataFrame:
-    """Held-out pretraining loss per (rung, step)."""
+    """Held-out pretraining loss per (rung, step), averaged over seeds."""
     d = df[(df.source == "eval") & (df.task == HELDOUT[0]) & (df.metric == HELDOUT[1]) & (df.step >= 0)
            & np.isfinite(df.value)]
     return d.groupby(["rung", "step"], as_index=False).value.mean().rename(columns={"value": "loss"})
 
 
-def _make(task, metric, k_shot, axis, rung, x, y, chances, dropped) -> Curve:
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y) & ((x > 0) if axis != "loss" else True)
-    dropped = {**dropped, "nonpositive_or_nonfinite": int((~ok).sum())}
-    x, y = x[ok], y[ok]
+def _make(key: tuple, axis: str, rung, pts: pd.DataFrame, xcol: str, chances, dropped) -> Curve:
+    """One curve from seed points that carry an x column; one x per (rung, step)."""
+    task, metric, k_shot = key
+    ok = np.isfinite(pts[xcol].to_numpy(float)) & ((pts[xcol] > 0) if axis != "loss" else True)
+    dropped = {**dropped, "nonpositive_or_nonfinite": int(pts[["rung", "step"]][~ok].drop_duplicates().shape[0])}
+    pts = pts[ok]
+    vals = pts.pivot_table(index=["rung", "step"], columns="seed", values="value", aggfunc="mean", dropna=False)
+    meta = pts.groupby(["rung", "step"]).agg(x=(xcol, "mean"), se=("stderr", lambda s: float(np.sqrt(np.nanmean(s ** 2)))
+                                                                  if np.isfinite(s).any() else np.nan),
+                                             n=("n", "mean"))
+    meta = meta.loc[vals.index]
+    x = meta.x.to_numpy(float)
     order = np.argsort(x if axis != "loss" else -x, kind="stable")
-    x, y = x[order], y[order]
+    seeds = vals.to_numpy(float).T[:, order] if len(vals) else np.zeros((0, 0))
+    y = np.nanmean(seeds, axis=0) if seeds.size else np.zeros(0)
+    x = x[order]
     hib, kind = metric_info(metric)
     if (task, metric) in chances:
         chance, source = chances[(task, metric)], "rows"
-    elif metric in ZERO_CHANCE:
-        chance, source = 0.0, "zero"
     else:
-        chance, source = (float(y[0]) if len(y) else float("nan")), "start"
+        chance, source = None, "start"
     bounded = metric in BOUNDED or (len(y) > 0 and metric not in METRICS and y.min() >= 0 and y.max() <= 1)
-    scale = 1.0 if bounded else float(np.max(np.abs(y))) if len(y) and np.max(np.abs(y)) > 0 else 1.0
-    return Curve(task, metric, int(k_shot), axis, rung, x, y, hib, kind, float(chance), source, scale, dropped)
+    top = float(np.max(np.abs(y))) if len(y) else 0.0
+    scale = 1.0 if bounded else (top if top > 0 else 1.0)
+    return Curve(task, metric, int(k_shot), axis, rung, x, y, hib, kind, chance, source, scale, bounded,
+                 seeds, meta.se.to_numpy(float)[order], meta.n.fillna(0).to_numpy(float)[order], dropped)
 
 
 def extract_curves(df: pd.DataFrame, axes=("params", "step", "flops", "loss")) -> list[Curve]:
     """Every capability curve of the table along the requested axes."""
-    pts = capability_points(df)
+    pts = seed_points(df)
     if pts.empty:
         return []
     chances = chance_levels(df)
     loss = heldout_loss(df)
     curves: list[Curve] = []
-    for (task, metric, k_shot), g in pts.groupby(["task", "metric", "k_shot"], sort=True):
-        is_heldout = (task, metric) == HELDOUT
+    for key, g in pts.groupby(["task", "metric", "k_shot"], sort=True):
+        is_heldout = (key[0], key[1]) == HELDOUT
         if "params" in axes:
-            last = g[g.step == g.groupby("rung").step.transform("max")].sort_values("n_params")
-            curves.append(_make(task, metric, k_shot, "params", None, last.n_params, last.value, chances, {}))
+            last = g[g.step == g.groupby("rung").step.transform("max")]
+            curves.append(_make(key, "params", None, last, "n_params", chances, {}))
         if "step" in axes:
             for rung, r in g.groupby("rung", sort=True):
-                n0 = int((r.step == 0).sum())
-                r = r[r.step > 0]
-                curves.append(_make(task, metric, k_shot, "step", str(rung), r.step, r.value, chances, {"step0": n0}))
+                n0 = int(r[r.step == 0].seed.nunique() > 0)
+                curves.append(_make(key, "step", str(rung), r[r.step > 0], "step", chances, {"step0": n0}))
         if "flops" in axes:
-            curves.append(_make(task, metric, k_shot, "flops", None, g.flops, g.value, chances, {}))
+            curves.append(_make(key, "flops", None, g, "flops", chances, {}))
         if "loss" in axes and not is_heldout and not loss.empty:
             m = g.merge(loss, on=["rung", "step"], how="inner")
-            curves.append(_make(task, metric, k_shot, "loss", None, m.loss, m.value, chances,
-                                {"no_loss": int(len(g) - len(m))}))
+            n_pts = g[["rung", "step"]].drop_duplicates().shape[0]
+            curves.append(_make(key, "loss", None, m, "loss", chances,
+                                {"no_loss": int(n_pts - m[["rung", "step"]].drop_duplicates().shape[0])}))
     return curves

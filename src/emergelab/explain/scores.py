@@ -16,8 +16,8 @@ Wei et al. (2022): an ability is emergent when performance is near chance below 
 clearly above it after. Here: the first ``n_near`` ≥ 2 points lie at most ``tol`` above chance, the
 next one is clearly above it (≥ 2·tol: a jump, not the next step of a ramp), every later point stays
 above the band, and the best is at least ``min_rise`` above chance (tol = chance_tolerance × scale,
-min_rise = options.min_rise × scale). It needs a chance level: with none (``chance_source ==
-"start"``) it never holds.
+min_rise × scale). It needs a chance level: with none (``chance_source == "start"``) it never holds.
+These scores are evidence quoted in ``explanations.json``; the verdict is ``explain.shape``'s.
 """
 from __future__ import annotations
 
@@ -75,12 +75,14 @@ class Wei:
 def wei_criterion(curve: Curve, chance_tolerance: float, min_rise: float) -> Wei:
     """Wei et al.'s criterion on a curve (good-direction values, ordered along the axis)."""
     g = curve.good
+    if curve.chance is None:  # no chance level: the criterion cannot hold
+        return Wei(False, 0, None, None, float("nan"), float(chance_tolerance * curve.scale))
     c = curve.chance if curve.higher_is_better else -curve.chance
     tol = chance_tolerance * curve.scale
     n = len(g)
     near = g <= c + tol
     s = int(np.argmin(near)) if not near.all() else n
-    emergent = bool(curve.chance_source != "start" and 2 <= s < n and g[s] >= c + 2 * tol
+    emergent = bool(2 <= s < n and g[s] >= c + 2 * tol
                     and np.all(g[s:] > c + tol) and g[s:].max() >= c + min_rise * curve.scale)
     last = float(curve.x[s - 1]) if 1 <= s <= n else None
     first = float(curve.x[s]) if s < n else None

@@ -20,7 +20,8 @@ from emergelab.report import figures as F
 from emergelab.report.finetune import section as finetune_section
 from emergelab.report.template import page
 
-VERDICT_ORDER = {"emergent": 0, "metric-induced": 1, "smooth": 2, "not learned": 3, "insufficient data": 4}
+VERDICT_ORDER = {"emergent": 0, "transient": 1, "metric-induced": 2, "uncertain": 3, "smooth": 4, "not learned": 5,
+                 "insufficient data": 6}
 
 
 def _fit_curves(expl: dict) -> dict:
@@ -62,8 +63,9 @@ def _verdict_rows(expl: dict, axes=("params", "step")) -> list[dict]:
                                        v.get("axis", ""), str(v.get("rung") or "")))
 
 
-def _fmt_verdict(v: str) -> str:
-    return f"<span class='v v-{html.escape(v.replace(' ', '-'))}'>{html.escape(v)}</span>"
+def _fmt_verdict(v: str, label: str | None = None) -> str:
+    """The verdict as a badge; ``label`` (schema 2: 'emergent (0.97)', with its share of replicates) as its text."""
+    return f"<span class='v v-{html.escape(v.replace(' ', '-'))}'>{html.escape(label or v)}</span>"
 
 
 def headline(expl: dict) -> str:
@@ -75,17 +77,17 @@ def headline(expl: dict) -> str:
     items = []
     for task in tasks:
         tv = [v for v in verdicts if v["task"] == task]
-        hits = [v for v in tv if v.get("verdict") in ("emergent", "metric-induced")]
+        hits = [v for v in tv if v.get("verdict") in ("emergent", "transient", "metric-induced")]
         if hits:
             metrics = sorted({v["metric"] for v in hits}, key=lambda m: (METRICS.get(m, (1, "continuous"))[1] != "discontinuous", m))
             axes = sorted({v["axis"] for v in hits})
-            items.append(f"<li><b>{html.escape(task)}</b> is judged {_fmt_verdict(hits[0]['verdict'])} under "
+            items.append(f"<li><b>{html.escape(task)}</b> is judged {_fmt_verdict(hits[0]['verdict'], hits[0].get('label'))} under "
                          f"{html.escape(', '.join(metrics))} along {html.escape(', '.join(axes))}.</li>")
             rank = {m: i for i, m in enumerate(metrics)}
             hits.sort(key=lambda v: (rank[v["metric"]], v["axis"] != "params", -len(str(v.get("rung") or ""))))
             for v in hits[:3]:
                 where = f"along {v['axis']}" + (f" for {v['rung']}" if v.get("rung") else " across rungs")
-                items.append(f"<li><b>{html.escape(task)}</b> is {_fmt_verdict(v['verdict'])} under "
+                items.append(f"<li><b>{html.escape(task)}</b> is {_fmt_verdict(v['verdict'], v.get('label'))} under "
                              f"<b>{html.escape(v['metric'])}</b> {html.escape(where)}: {html.escape(v.get('evidence', ''))}</li>")
         else:
             common = pd.Series([v.get("verdict") for v in tv]).mode()
@@ -124,7 +126,7 @@ def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
     sections.append(("Capabilities", cap or "<p>No evaluation rows.</p>"))
 
     vrows = [[html.escape(v["task"]), html.escape(v["metric"]), html.escape(v["axis"]), html.escape(str(v.get("rung") or "all")),
-              _fmt_verdict(v.get("verdict", "")), html.escape(str(v.get("best_model") or "")),
+              _fmt_verdict(v.get("verdict", ""), v.get("label")), html.escape(str(v.get("best_model") or "")),
               html.escape(v.get("evidence", ""))] for v in _verdict_rows(expl, ("params", "step", "flops", "loss"))]
     sections.append(("Verdicts", _table(vrows, ["task", "metric", "axis", "rung", "verdict", "best model", "evidence"], "verdicts")
                      if vrows else "<p>No verdicts.</p>"))
