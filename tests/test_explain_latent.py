@@ -138,3 +138,24 @@ def test_no_lead_for_a_smooth_capability():
     df = S.frame(S.step_rows("copy", "exact_match", STEPS, y), S.probe_rows("concept", STEPS, sel))
     res = explain_table(df, {"axes": ("step",), "n_bootstrap": 50})
     assert res["curves"][0]["verdict"] == "smooth" and res["latent_leads"] == []
+
+
+def test_the_mechanism_map_restricts_leads_to_its_declared_links(tmp_path):
+    """Two latents of one world both become decodable before the copy task emerges; the world's map links
+    only one of them to it, and only that one gets a lead (``run_explain`` with the study's links)."""
+    from emergelab.explain.runner import run_explain
+    from emergelab.measurements import write_part
+
+    rng = np.random.default_rng(0)
+    y = F.sigmoid_in_log(STEPS, 0.0, 0.9, 2.5, 15.0) + rng.normal(0, 0.02, len(STEPS))
+    sel = np.where(STEPS[:, None] >= 27, 0.4, 0.0) * np.array([[0.0, 1.0]])
+    df = S.frame(S.step_rows("copy", "exact_match", STEPS, y), S.probe_rows("pos", STEPS, sel),
+                 S.probe_rows("colour", STEPS, sel))
+    write_part(tmp_path / "m.parquet", df)
+    opts = {"axes": ("step",), "n_bootstrap": 50}
+    mapped = run_explain(tmp_path / "m.parquet", tmp_path / "e.json", opts, links=[("pos", "copy")])["latent_leads"]
+    unmapped = run_explain(tmp_path / "m.parquet", tmp_path / "f.json", opts)["latent_leads"]
+    assert [r["latent"] for r in mapped] == ["pos"]
+    assert sorted(r["latent"] for r in unmapped) == ["colour", "pos"]  # same world by name: both, without a map
+    every = run_explain(tmp_path / "m.parquet", tmp_path / "g.json", {**opts, "leads": "all"}, links=[("pos", "copy")])
+    assert sorted(r["latent"] for r in every["latent_leads"]) == ["colour", "pos"]  # `all` overrides the map

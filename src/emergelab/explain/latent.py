@@ -48,6 +48,16 @@ def any_pair(latent: str, task: str) -> bool:
     return True
 
 
+def from_links(links: list[tuple[str, str]]) -> Allowed:
+    """Leads only along a mechanism map's links: ``(signal, task)`` pairs (a world's ``mechanisms()``)."""
+    pairs = {(str(signal), str(task)) for signal, task in links}
+
+    def allowed(latent: str, task: str) -> bool:
+        return (latent, task) in pairs
+
+    return allowed
+
+
 def probe_table(df: pd.DataFrame) -> pd.DataFrame:
     """(latent, rung, step, layer, n_params, value, sigma): selectivity per layer, averaged over seeds."""
     cols = ["task", "rung", "step", "layer", "seed"]

@@ -46,6 +46,7 @@ is drawn with ``emergelab.explain.formulas.evaluate(name, fits[name]["params"], 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ from emergelab.explain.induced import check_sentence, induce, metric_check, part
 from emergelab.explain.latent import (
     Allowed,
     any_pair,
+    from_links,
     latent_leads,
     latent_onsets,
     linked,
@@ -203,6 +205,26 @@ def pair_metric(curve, rec, a, by_curve, assessed, lengths, opts) -> tuple[np.nd
     return induce(a.codes, pa.codes, check["predicts"]), check_sentence(check, p_verdict, p_share, opts.nonlinearity_r2)
 
 
+def seed_agreement(curve: Curve, opts: ExplainOptions) -> dict:
+    """Each seed's own observed shape, and how many seeds give the curve's most common one
+    (``"emergent in 3/3 seeds"``); nothing for a single seed. Metric-induced is judged on the mean only."""
+    if curve.n_seeds < 2:
+        return {}
+    one = opts.model_copy(update={"n_bootstrap": 0})
+    names = []
+    for row in curve.seeds:
+        keep = np.isfinite(row)
+        if keep.sum() < opts.min_points:
+            names.append("insufficient data")
+            continue
+        c = replace(curve, x=curve.x[keep], y=row[keep], seeds=row[None, keep],
+                    stderr=curve.stderr[keep] if len(curve.stderr) else curve.stderr,
+                    n_items=curve.n_items[keep] if len(curve.n_items) else curve.n_items)
+        names.append(CODE_NAMES[assess(c, one, np.random.default_rng(0)).obs_code])
+    top = max(set(names), key=lambda v: (names.count(v), v))
+    return {"seed_verdicts": names, "seed_agreement": f"{top} in {names.count(top)}/{len(names)} seeds"}
+
+
 def explain_table(df: pd.DataFrame, options: ExplainOptions | dict | None = None,
                   allowed: Allowed | None = None) -> dict:
     """Explain every capability curve of a measurement table; returns the explanations dict."""
@@ -228,6 +250,7 @@ def explain_table(df: pd.DataFrame, options: ExplainOptions | dict | None = None
             a = assessed[curve.key]
             codes, extra = pair_metric(curve, rec, a, by_curve, assessed, lengths, opts)
             finish(curve, rec, a, codes, opts, extra)
+            rec.update(seed_agreement(curve, opts))
     onsets = latent_onsets(df, opts.threshold, opts.n_bootstrap, opts.verdict_share, opts.ci_level, opts.seed)
     caps = [r for r in records if r["verdict"] in ("emergent", "transient") and r["axis"] in ("step", "params")]
     leads = latent_leads(onsets, caps, allowed or (linked if opts.leads == "linked" else any_pair), opts.ci_level)
@@ -245,8 +268,11 @@ def explain_table(df: pd.DataFrame, options: ExplainOptions | dict | None = None
 
 
 def run_explain(measurements_path: str | Path, out_path: str | Path,
-                options: ExplainOptions | dict | None = None) -> dict:
-    """Read the measurement table, explain it and write ``out_path`` atomically; returns the dict."""
-    result = explain_table(read_table(measurements_path), options)
+                options: ExplainOptions | dict | None = None, links: list[tuple[str, str]] | None = None) -> dict:
+    """Read the measurement table, explain it and write ``out_path`` atomically; returns the dict. With
+    ``links`` (the study's mechanism map: ``(signal, task)`` pairs) and ``leads: linked``, leads follow them."""
+    opts = options if isinstance(options, ExplainOptions) else ExplainOptions(**(options or {}))
+    allowed = from_links(links) if links is not None and opts.leads == "linked" else None
+    result = explain_table(read_table(measurements_path), opts, allowed)
     atomic_write_json(out_path, result)
     return result

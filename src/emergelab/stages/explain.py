@@ -1,8 +1,8 @@
 """The explain stage: combine the parts into ``measurements.parquet``, then fit, score and judge every curve.
 
-One unit. Its output is current when the stamp records the parts' digest (names, sizes, mtimes) and
-the spec's ``explain`` options it was made from, so a new part (``emergelab evaluate DIR``) or
-another option makes it stale.
+One unit. Its output is current when the stamp records the parts' digest (names, sizes, mtimes), the
+spec's ``explain`` options and the mechanism map it was made from, so a new part (``emergelab evaluate
+DIR``) or another option makes it stale. Leads follow the world's mechanism map (``leads: linked``).
 """
 from __future__ import annotations
 
@@ -11,8 +11,16 @@ from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit, stamp_is_current, write_stamp
 
 
+def links(lay: Layout) -> list[tuple[str, str]] | None:
+    """The study's mechanism map (``(signal, task)`` pairs from the data manifest), if it has one."""
+    if not lay.data_dir.exists():
+        return None
+    mech = lay.data_dir.manifest().get("mechanisms")
+    return None if mech is None else [(m["signal"], m["task"]) for m in mech]
+
+
 def inputs(spec: StudySpec, lay: Layout) -> dict:
-    return {"parts": lay.parts_digest(), "options": spec.explain.model_dump(mode="json")}
+    return {"parts": lay.parts_digest(), "options": spec.explain.model_dump(mode="json"), "links": links(lay)}
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
@@ -26,7 +34,7 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
 
     stamp = inputs(spec, lay)
     combine_parts(lay.parts, lay.measurements)
-    run_explain(lay.measurements, lay.explanations, options=spec.explain)
+    run_explain(lay.measurements, lay.explanations, options=spec.explain, links=stamp["links"])
     write_stamp(lay, "explain", stamp)
     return 1
 
