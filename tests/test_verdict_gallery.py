@@ -299,3 +299,12 @@ def test_multiple_choice_accuracy_is_never_metric_induced(seed):
     rows.append(S.chance_row("mc", "mc_accuracy", 0.25))
     by = judge(rows)[1]
     assert by[("mc", "mc_accuracy")]["verdict"] == "emergent" and by[("mc", "mc_accuracy")]["metric_check"] is None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_jump_in_the_last_checkpoints_is_uncertain_not_smooth(seed):
+    y = np.full(len(STEPS), 0.02)
+    y[-2:] = 0.6  # all of the rise between the third- and second-to-last checkpoints
+    rec = one(y, seed)
+    assert rec["verdict"] == "uncertain" and rec["onset"] is None, rec["evidence"]
+    assert "does not decide between emergent and smooth" in rec["evidence"]

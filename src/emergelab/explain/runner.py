@@ -187,8 +187,15 @@ def finish(curve: Curve, rec: dict, a: Assessment, codes: np.ndarray, opts: Expl
     if rec["delta_aicc"] is not None:
         parts.append(f"AICc sharp vs smooth model: Δ={rec['delta_aicc']:+.1f}")
     parts.append(split_sentence(shares, len(codes)) + ("" if verdict != "uncertain" else f" ({opts.verdict_share:g} needed)"))
+    flags = curve_flags(curve, a, onset, opts)
+    if verdict == "smooth" and "rise at the end of the range" in flags:
+        # a sharp rise with too few points past it is not shown to be emergent, nor is it gradual: the range
+        # does not decide it (more checkpoints or rungs past the rise would). A rise at the very start is the
+        # ordinary early learning curve and stays smooth.
+        verdict = "uncertain"
+        parts.append("the observed range does not decide between emergent and smooth")
     rec.update(verdict=verdict, verdict_share=share, verdict_shares=shares, n_replicates=len(codes),
-               label=fmt_verdict(verdict, share), onset=onset, flags=curve_flags(curve, a, onset, opts),
+               label=fmt_verdict(verdict, share), onset=onset, flags=flags,
                evidence="; ".join(parts), shape=shape_record(curve, a), sigma=a.sigma, sigma_source=a.sigma_source,
                looks_emergent=a.obs_code == EMERGENT)
 
