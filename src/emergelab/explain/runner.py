@@ -88,9 +88,9 @@ from emergelab.explain.verdict import (
 )
 from emergelab.io import atomic_write_json
 from emergelab.measurements import conform, read_table
-from emergelab.spec.explain import ExplainOptions
+from emergelab.spec.explain import EXPLANATIONS_SCHEMA, ExplainOptions
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = EXPLANATIONS_SCHEMA
 X_NAME = {"params": "n_params", "step": "step", "flops": "flops", "loss": "heldout_loss"}
 CODE_OF = {v: k for k, v in CODE_NAMES.items()}
 

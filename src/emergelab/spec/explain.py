@@ -5,6 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: schema of explanations.json (docs/verdicts.md); a study's explanations are redone when it changes
+EXPLANATIONS_SCHEMA = 2
+
 Axis = Literal["params", "step", "flops", "loss"]
 AXES: tuple[str, ...] = ("params", "step", "flops", "loss")
 

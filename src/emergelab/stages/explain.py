@@ -6,8 +6,10 @@ DIR``) or another option makes it stale. Leads follow the world's mechanism map 
 """
 from __future__ import annotations
 
+import emergelab
 from emergelab.layout import Layout
 from emergelab.spec import StudySpec
+from emergelab.spec.explain import EXPLANATIONS_SCHEMA
 from emergelab.stages.base import Stage, Unit, stamp_is_current, write_stamp
 
 
@@ -20,7 +22,8 @@ def links(lay: Layout) -> list[tuple[str, str]] | None:
 
 
 def inputs(spec: StudySpec, lay: Layout) -> dict:
-    return {"parts": lay.parts_digest(), "options": spec.explain.model_dump(mode="json"), "links": links(lay)}
+    return {"parts": lay.parts_digest(), "options": spec.explain.model_dump(mode="json"), "links": links(lay),
+            "engine": f"{emergelab.__version__}/schema-{EXPLANATIONS_SCHEMA}"}
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
