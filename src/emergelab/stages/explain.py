@@ -13,12 +13,12 @@ from emergelab.spec.explain import EXPLANATIONS_SCHEMA
 from emergelab.stages.base import Stage, Unit, stamp_is_current, write_stamp
 
 
-def links(lay: Layout) -> list[tuple[str, str]] | None:
+def links(lay: Layout) -> list[list[str]] | None:
     """The study's mechanism map (``(signal, task)`` pairs from the data manifest), if it has one."""
     if not lay.data_dir.exists():
         return None
     mech = lay.data_dir.manifest().get("mechanisms")
-    return None if mech is None else [(m["signal"], m["task"]) for m in mech]
+    return None if mech is None else [[m["signal"], m["task"]] for m in mech]  # lists: the stamp is JSON
 
 
 def inputs(spec: StudySpec, lay: Layout) -> dict:
