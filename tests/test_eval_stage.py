@@ -112,7 +112,7 @@ def test_killed_evaluation_resumes_without_duplicates(causal_study, tmp_path, mo
     real, calls = stage.evaluate_checkpoint, []
 
     def dies_on_third(*a, **kw):
-        calls.append(a[4])
+        calls.append(a[0].step)
         if len(calls) == 3:
             raise KeyboardInterrupt  # killed while evaluating the third checkpoint
         return real(*a, **kw)

@@ -155,6 +155,11 @@ class ProbeSpec(_Strict):
     n_sequences: int = Field(96, ge=4, le=1_000_000)
     max_tokens: int = Field(3000, ge=10, le=100_000_000)
     heads: bool = True
+    data: str | None = Field(None, description="a labelled file probed at every layer (word/TAG lines or CSV/JSONL texts), "
+                                               "as `emergelab probe --model` takes; a suite without a world probes this")
+    data_task: Literal["tag", "classify"] = Field("tag", description="what the labels of `data` are: one per word, or one per text")
+    text_column: str = "text"
+    label_column: str = "label"
 
 
 class MechanismLink(_Strict):
@@ -371,6 +376,9 @@ def plain(spec: StudySpec) -> dict:
     for key in ("finetune", "seeds", "mechanisms"):  # sections added later: absent, they leave older specs' hashes alone
         if data.get(key) is None:
             data.pop(key, None)
+    if data["probe"].get("data") is None:  # probe.data (issue 19) absent: its options leave older hashes alone
+        for key in ("data", "data_task", "text_column", "label_column"):
+            data["probe"].pop(key, None)
     return data
 
 
