@@ -3,9 +3,9 @@
 Per checkpoint: the weights' sha256, the global weight norm and the cosine to the previous checkpoint
 of its family (streamed tensor by tensor from the safetensors files, memory-mapped, so no checkpoint is
 held in memory). Per family: identical weights under different names (Pythia issue #205: revisions
-that served the final weights), outliers of the norm and cosine continuity along the steps (modified
-z-score of the step-to-step changes, Iglewicz & Hoaglin), and config keys that change between
-checkpoints.
+that served the final weights), norms that leave the line through their neighbours (modified z-score,
+Iglewicz & Hoaglin), checkpoints that do not lie between their neighbours (both neighbours closer to
+each other than to it), and config keys that change between checkpoints.
 """
 from __future__ import annotations
 
@@ -86,25 +86,32 @@ def cosine(path_a: Path, path_b: Path) -> float:
 
 
 def modified_z(x: np.ndarray) -> np.ndarray:
-    """0.6745 (x − median) / MAD; zero where the MAD is zero and x is the median."""
+    """0.6745 (x − median) / MAD (Iglewicz & Hoaglin); zero where the MAD is zero and x is the median."""
     med = np.median(x)
     mad = np.median(np.abs(x - med))
     if mad == 0:
-        return np.where(np.abs(x - med) > 1e-12 * max(1.0, abs(med)), np.inf, 0.0)
+        return np.where(np.abs(x - med) > 1e-12, np.inf, 0.0)
     return 0.6745 * (x - med) / mad
 
 
-def continuity_outliers(steps: list[int], norms: list[float], cosines: list[float]) -> list[dict]:
-    """Flags along one family's steps: a jump of log-norm, or a cosine to the previous checkpoint, that is an
-    outlier among the family's step-to-step changes (needs at least 4 changes to say)."""
-    flags = []
+def norm_outliers(steps: list[int], norms: list[float], *, min_rel: float = 0.01) -> list[int]:
+    """Indices whose log-norm leaves the line through its neighbours (in log step) by an outlying amount
+    (modified z > 3.5 among the family's residuals) and by more than ``min_rel`` of the norm."""
     if len(steps) < 5:
-        return flags
-    dlog = np.abs(np.diff(np.log(np.maximum(norms, 1e-30))))
-    dist = -np.log(np.clip(np.asarray(cosines[1:], dtype=float), 1e-12, 1.0) + 1e-12)  # 0 for identical weights
-    for kind, values in (("norm_jump", dlog), ("cosine_jump", dist)):
-        z = modified_z(values)
-        for i in np.nonzero(z > OUTLIER_Z)[0]:
-            flags.append({"kind": kind, "step": steps[i + 1], "previous_step": steps[i], "value": float(values[i]),
-                          "z": float(min(z[i], 1e6))})
-    return flags
+        return []
+    x, y = np.log1p(np.asarray(steps, dtype=float)), np.log(np.maximum(norms, 1e-30))
+    w = (x[1:-1] - x[:-2]) / np.maximum(x[2:] - x[:-2], 1e-12)
+    resid = y[1:-1] - ((1 - w) * y[:-2] + w * y[2:])  # [n-2] distance from the neighbours' interpolation
+    z = modified_z(np.abs(resid))
+    return [i + 1 for i in np.nonzero((z > OUTLIER_Z) & (np.abs(resid) > min_rel))[0]]
+
+
+def out_of_place(cos_prev: list[float | None], cos_skip: list[float | None]) -> list[int]:
+    """Indices of checkpoints that do not lie between their neighbours: both neighbours are closer to each
+    other (``cos_skip[i]`` = cos(θ_{i−1}, θ_{i+1})) than to it — a checkpoint served from elsewhere in training."""
+    out = []
+    for i in range(1, len(cos_prev) - 1):
+        before, after, skip = cos_prev[i], cos_prev[i + 1], cos_skip[i]
+        if None not in (before, after, skip) and skip > max(before, after) + 1e-9:
+            out.append(i)
+    return out

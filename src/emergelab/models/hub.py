@@ -74,8 +74,13 @@ def _cached_revisions(repo_id: str) -> list[str]:
 
 def _hub_error(src: Source, exc: Exception) -> UserError:
     from huggingface_hub import constants
-    from huggingface_hub.errors import (GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     rev = src.revision or "main"
     if isinstance(exc, GatedRepoError):

@@ -81,19 +81,23 @@ def audit_family(records: list[dict], found: list[Found]) -> list[dict]:
     """Norm and cosine continuity along one family's steps (records in step order, filled in place) and its
     config changes; returns the family's flags."""
     flags = []
-    prev: Found | None = None
-    for rec, f in zip(records, found):
+    for i, (rec, f) in enumerate(zip(records, found)):
         rec["weight_norm"] = audit.weight_norm(f.path)
-        rec["cosine_to_previous"] = None if prev is None else audit.cosine(prev.path, f.path)
-        if prev is not None:
-            changed = audit.config_changes(audit.read_config(prev.path), audit.read_config(f.path))
+        rec["cosine_to_previous"] = audit.cosine(found[i - 1].path, f.path) if i else None
+        rec["cosine_previous_to_next"] = audit.cosine(found[i - 1].path, found[i + 1].path) if 0 < i < len(found) - 1 else None
+        if i:
+            changed = audit.config_changes(audit.read_config(found[i - 1].path), audit.read_config(f.path))
             if changed:
-                flags.append({"kind": "config_change", "rung": f.rung, "step": f.step, "previous_step": prev.step,
+                flags.append({"kind": "config_change", "rung": f.rung, "step": f.step, "previous_step": found[i - 1].step,
                               "keys": changed})
-        prev = f
-    cos = [r["cosine_to_previous"] if r["cosine_to_previous"] is not None else 1.0 for r in records]
-    for fl in audit.continuity_outliers([r["step"] for r in records], [r["weight_norm"] for r in records], cos):
-        flags.append({**fl, "rung": records[0]["rung"]})
+    steps = [r["step"] for r in records]
+    for i in audit.norm_outliers(steps, [r["weight_norm"] for r in records]):
+        flags.append({"kind": "norm_outlier", "rung": records[i]["rung"], "step": steps[i],
+                      "weight_norm": records[i]["weight_norm"]})
+    for i in audit.out_of_place([r["cosine_to_previous"] for r in records], [r["cosine_previous_to_next"] for r in records]):
+        flags.append({"kind": "out_of_place", "rung": records[i]["rung"], "step": steps[i],
+                      "cosine_to_previous": records[i]["cosine_to_previous"],
+                      "cosine_previous_to_next": records[i]["cosine_previous_to_next"]})
     return flags
 
 
