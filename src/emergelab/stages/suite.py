@@ -48,6 +48,8 @@ def check_world_tokenizer(spec: StudySpec, lay: Layout, checkpoints: list[dict])
 
     if spec.world is None:
         return
+    if not lay.data_dir.exists():
+        raise UserError(f"a suite scored on world {spec.world} needs its data: run the prepare stage first (--stages prepare,suite,…)")
     world = AutoTokenizer.from_pretrained(str(lay.data_dir.tokenizer)).get_vocab()
     for rec in {r["rung"]: r for r in checkpoints}.values():
         if AutoTokenizer.from_pretrained(rec["path"]).get_vocab() != world:
