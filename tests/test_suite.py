@@ -17,7 +17,7 @@ import yaml
 from emergelab.errors import UserError
 from emergelab.layout import Layout
 from emergelab.models import checkpoint as ckpt
-from emergelab.models.export import add_revision, export_ladder
+from emergelab.models.export import add_revision
 from emergelab.spec import parse
 from emergelab.spec.suite import step_from_name
 
