@@ -8,6 +8,7 @@ weights sha256 in their parts exactly alike.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,16 @@ class Checkpoint:
 
 
 def _suite_records(lay: Layout) -> list[dict]:
+    if not lay.suite_audit.exists():
+        return []
+    return _read_records(str(lay.suite_audit), lay.suite_audit.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_records(path: str, mtime_ns: int) -> list[dict]:
+    """The audit's records, read once per version of the file (a suite may have thousands of checkpoints)."""
     try:
-        return read_json(lay.suite_audit)["checkpoints"] if lay.suite_audit.exists() else []
+        return read_json(Path(path))["checkpoints"]
     except (ValueError, KeyError):
         return []
 
