@@ -145,6 +145,9 @@ def dry_run(spec: StudySpec, root: Path, stages: list[str] | None = None) -> Pla
     root, stages = Path(root), list(stages or STAGES)
     for s in stages:
         stage(s)
+    if spec.is_suite:  # issue 19: the cost model is for trained ladders
+        raise UserError("--dry-run estimates trained ladders; for an external suite run `--stages suite` first: it checks "
+                        "every checkpoint and writes only suite_audit.json")
     _check_new_dir(root)
     lay = Layout(root)
     if lay.spec.exists() and load_resolved(lay).hash() != spec.hash():
