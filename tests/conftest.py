@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# tests never reach the Hub: external suites load from caches the tests build (HF_HUB_CACHE per test)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # the preflight's machine calibration: one cache for the whole session (and its subprocesses), not ~/.cache
 os.environ.setdefault("EMERGELAB_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"emergelab-test-cache-{os.getuid()}"))
 

@@ -55,7 +55,7 @@ def test_causal_scores_equal_direct_computation(causal_study, tmp_path):
     root = tmp_path / "s"
     shutil.copytree(causal_study, root)
     # one unit per checkpoint, and one for the tasks' chance levels and answer lengths
-    assert run_stages(root, ["evaluate"])["evaluate"] == len(stage.ckpt.list_checkpoints(Layout(root).checkpoints("a"))) + 1
+    assert run_stages(root, ["evaluate"])["evaluate"] == len(ckpt.list_checkpoints(Layout(root).checkpoints("a"))) + 1
     df = _rows(root)
     lay = Layout(root)
     model = ckpt.load_model(lay.checkpoint("a", 4))
@@ -108,11 +108,11 @@ def test_masked_induction_is_scored_by_masking_the_targets(masked_study, tmp_pat
 def test_killed_evaluation_resumes_without_duplicates(causal_study, tmp_path, monkeypatch):
     root = tmp_path / "s"
     shutil.copytree(causal_study, root)
-    steps = list(stage.ckpt.list_checkpoints(Layout(root).checkpoints("a")))
+    steps = list(ckpt.list_checkpoints(Layout(root).checkpoints("a")))
     real, calls = stage.evaluate_checkpoint, []
 
     def dies_on_third(*a, **kw):
-        calls.append(a[4])
+        calls.append(a[0].step)
         if len(calls) == 3:
             raise KeyboardInterrupt  # killed while evaluating the third checkpoint
         return real(*a, **kw)

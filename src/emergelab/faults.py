@@ -24,6 +24,8 @@ def stage_of(path: str | Path) -> str | None:
     parts = tuple(c[1:].split(".")[0] if c.startswith(".") and c.endswith(".tmp") else c for c in Path(path).parts)
     if parts and parts[-1] in _EXPLAIN_FILES:
         return "explain"
+    if parts and parts[-1] == "suite_audit.json":
+        return "suite"
     if len(parts) > 1 and parts[-2] == ".stamps":  # a whole-study output's stamp: .stamps/<stage>.json
         return parts[-1].removesuffix(".json")
     for i in range(len(parts) - 1, -1, -1):

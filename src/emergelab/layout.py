@@ -148,6 +148,11 @@ class Layout:
         return self.root / "measurements.parquet"
 
     @property
+    def suite_audit(self) -> Path:
+        """An external suite's checkpoints (where each comes from, its step and weights sha256) and their audit."""
+        return self.root / "suite_audit.json"
+
+    @property
     def explanations(self) -> Path:
         return self.root / "explanations.json"
 

@@ -22,7 +22,7 @@ from emergelab.progress import RungProgress
 from emergelab.spec import StudySpec, dump_yaml, parse, spec_data
 from emergelab.stages.base import Stage, Unit
 
-STAGES = ("prepare", "train", "evaluate", "probe", "finetune", "explain", "report")
+STAGES = ("prepare", "train", "suite", "evaluate", "probe", "finetune", "explain", "report")
 
 
 def stage(name: str) -> Stage:
@@ -145,6 +145,9 @@ def dry_run(spec: StudySpec, root: Path, stages: list[str] | None = None) -> Pla
     root, stages = Path(root), list(stages or STAGES)
     for s in stages:
         stage(s)
+    if spec.is_suite:  # issue 19: the cost model is for trained ladders
+        raise UserError("--dry-run estimates trained ladders; for an external suite run `--stages suite` first: it checks "
+                        "every checkpoint and writes only suite_audit.json")
     _check_new_dir(root)
     lay = Layout(root)
     if lay.spec.exists() and load_resolved(lay).hash() != spec.hash():
@@ -161,7 +164,7 @@ def _preflight(spec: StudySpec, lay: Layout, stages: list[str], console, *, esti
         st = stage(name)
         if name in stages and st.preflight is not None:
             st.preflight(spec, lay)
-    if not estimate:
+    if not estimate or spec.is_suite:  # suite: the preflight's cost model is for trained ladders (issue 19)
         return
     if console is not None:
         for line in plan(spec, lay, stages).lines():

@@ -71,6 +71,28 @@ def assets(tmp_path_factory) -> Path:
     (root / "spec_list.yaml").write_text("- just\n- a list\n")
     (root / "spec_dup.yaml").write_text("preset: smoke\nladder:\n  - {name: a, n_layer: 1, d_model: 8, n_head: 2}\n"
                                         "  - {name: a, n_layer: 1, d_model: 16, n_head: 2}\n")
+    # external suites (issue 19): specs whose ladder points at models
+    gpt_dir = root / "gpt"
+    (root / "arch-step1").mkdir()
+    for f in gpt_dir.iterdir():
+        (root / "arch-step1" / f.name).write_bytes(f.read_bytes())
+    (root / "arch-step2").mkdir()
+    for f in (root / "bert").iterdir():
+        (root / "arch-step2" / f.name).write_bytes(f.read_bytes())
+
+    def suite(name: str, entry: dict) -> None:
+        import yaml
+
+        spec = {"name": name, "ladder": [{"name": "m", **entry}], "eval": {"task_files": [str(root / "ok.yaml")]}}
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+
+    suite("suite_glob_empty", {"models": str(root / "nothing-*")})
+    suite("suite_mixed_arch", {"models": str(root / "arch-step*")})
+    suite("suite_pickle", {"model": str(root / "pickle_only"), "steps": [0]})
+    suite("suite_no_step", {"model": str(gpt_dir)})
+    suite("suite_missing_revision", {"model": "emergelab-tests/nothing", "revisions": ["step9"]})
+    (root / "suite_mixed_ladder.yaml").write_text(
+        "name: mixed\nladder:\n  - {name: a, n_layer: 1, d_model: 8, n_head: 2}\n  - {name: b, model: EleutherAI/pythia-70m}\n")
     (root / "not_a_study").mkdir()
     (root / "not_a_study" / "precious.txt").write_text("keep me")
     return root

@@ -48,6 +48,13 @@ CASES = [
     ("resource-data-beyond-memory", ["study", "--preset", "smoke", "--set", "train.steps=300000", "--set", "train.batch_size=1024", "--set", "train.checkpoint_every=100000", "--out", "{T}/s"], "needs about"),
     ("resource-giant-rung", ["study", "--preset", "smoke", "--set", "ladder.0.d_model=16384", "--set", "ladder.0.n_layer=1024", "--set", "ladder.0.n_head=16", "--out", "{T}/s"], "needs about"),
     ("resource-dry-run-refuses-too", ["study", "--preset", "smoke", "--dry-run", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1000000", "--out", "{T}/s"], "on disk"),
+    # external suites: refused before anything is written
+    ("spec-suite-glob-matches-nothing", ["study", "{A}/suite_glob_empty.yaml", "--out", "{T}/s"], "matches no directory"),
+    ("spec-suite-mixed-architectures", ["study", "{A}/suite_mixed_arch.yaml", "--out", "{T}/s"], "one entry is one architecture"),
+    ("spec-suite-no-safetensors", ["study", "{A}/suite_pickle.yaml", "--out", "{T}/s"], "pickle"),
+    ("spec-suite-unknown-step", ["study", "{A}/suite_no_step.yaml", "--out", "{T}/s"], "cannot tell the training step"),
+    ("spec-suite-missing-revision", ["study", "{A}/suite_missing_revision.yaml", "--out", "{T}/s"], "revision 'step9'"),
+    ("spec-suite-mixed-ladder", ["study", "{A}/suite_mixed_ladder.yaml", "--out", "{T}/s"], "mixes trained rungs"),
     # corpora
     ("corpus-empty", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/empty.txt", "--out", "{T}/s"], "no text"),
     ("corpus-binary", ["study", "--preset", "smoke", "--set", "world=text", "--set", "corpus={A}/binary.bin", "--out", "{T}/s"], "binary"),

@@ -1,6 +1,7 @@
 """Imports every command module so that each registers its command on the app."""
 import emergelab.cli.evaluate_cmd  # noqa: F401
 import emergelab.cli.explain_cmd  # noqa: F401
+import emergelab.cli.export_cmd  # noqa: F401
 import emergelab.cli.finetune_cmd  # noqa: F401
 import emergelab.cli.probe_cmd  # noqa: F401
 import emergelab.cli.report_cmd  # noqa: F401

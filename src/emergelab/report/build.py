@@ -18,6 +18,7 @@ from emergelab.layout import Layout
 from emergelab.measurements import METRICS, read_table
 from emergelab.report import figures as F
 from emergelab.report.finetune import section as finetune_section
+from emergelab.report.suite import section as suite_section
 from emergelab.report.template import page
 
 VERDICT_ORDER = {"emergent": 0, "transient": 1, "metric-induced": 2, "uncertain": 3, "smooth": 4, "not learned": 5,
@@ -118,6 +119,8 @@ def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
            if timings else "")
         + f"<details><summary>Resolved spec</summary><pre>{html.escape(spec_text)}</pre></details>")
     sections.append(("The study", study_html))
+    if lay.suite_audit.exists():  # an external suite: what each checkpoint is, and what the audit flags
+        sections.append(("Suite integrity", suite_section(read_json(lay.suite_audit))))
     sections.append(("Training", _img(F.training_loss(df))))
 
     tasks = [t for t in sorted(df[(df.source == "eval")].task.unique()) if t != "heldout"]

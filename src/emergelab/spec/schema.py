@@ -13,10 +13,11 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator, model_validator
 
 from emergelab.spec.explain import ExplainOptions
 from emergelab.spec.finetune import FinetuneOptions
+from emergelab.spec.suite import ExternalModel, is_external_entry
 
 #: numpy's and torch's seeds are unsigned 32/64-bit: a seed is in [0, 2^32 − 1]
 MAX_SEED = 2**32 - 1
@@ -153,6 +154,11 @@ class ProbeSpec(_Strict):
     n_sequences: int = Field(96, ge=4, le=1_000_000)
     max_tokens: int = Field(3000, ge=10, le=100_000_000)
     heads: bool = True
+    data: str | None = Field(None, description="a labelled file probed at every layer (word/TAG lines or CSV/JSONL texts), "
+                                               "as `emergelab probe --model` takes; a suite without a world probes this")
+    data_task: Literal["tag", "classify"] = Field("tag", description="what the labels of `data` are: one per word, or one per text")
+    text_column: str = "text"
+    label_column: str = "label"
 
 
 class MechanismLink(_Strict):
@@ -164,6 +170,12 @@ class MechanismLink(_Strict):
     why: str = ""
 
 
+# ---- external suites (issue 19): a ladder entry is a rung shape (trained) or a model (analysed, not trained).
+# The tags are not identifiers, so error key paths stay ``ladder.0.d_model`` (``_key_path`` drops them).
+LadderEntry = Annotated[Annotated[Rung, Tag("-rung")] | Annotated[ExternalModel, Tag("-model")],
+                        Discriminator(lambda v: "-model" if is_external_entry(v) else "-rung")]
+
+
 class StudySpec(_Strict):
     """Everything that defines a study. Same spec + same seed = same numbers."""
 
@@ -172,7 +184,7 @@ class StudySpec(_Strict):
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
         None, description="replicates: every rung is trained once per seed (its initialisation and data order); the "
                           "tasks, latents and held-out blocks stay those of `seed`. Default: [seed]")
-    world: str = "induction"
+    world: str | None = Field("induction", description="the synthetic world; a suite of external models needs none")
     world_args: dict[str, Any] = Field(default_factory=dict)
     corpus: str | None = Field(None, validate_default=True,
                                description="world text: a text file or folder, JSONL/CSV, a datasets directory or name")
@@ -180,7 +192,7 @@ class StudySpec(_Strict):
     objectives: list[Objective] = Field(default_factory=lambda: ["clm"])
     init: InitScheme = "normal"
     mlm: MLMSpec = Field(default_factory=MLMSpec)
-    ladder: list[Rung]
+    ladder: list[LadderEntry]
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
@@ -211,11 +223,24 @@ class StudySpec(_Strict):
         except ValidationError as exc:
             raise ValueError(first_error(exc) + "; a generated ladder takes keys " + ", ".join(LadderGrid.model_fields)) from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _suite_needs_no_world(cls, data: Any) -> Any:
+        """A ladder of external models analyses them on task files and labelled data: no world unless asked."""
+        if isinstance(data, dict) and "world" not in data and isinstance(data.get("ladder"), list) \
+                and data["ladder"] and all(is_external_entry(e) for e in data["ladder"]):
+            return {**data, "world": None}
+        return data
+
     @field_validator("ladder")
     @classmethod
-    def _ladder(cls, v: list[Rung]) -> list[Rung]:
+    def _ladder(cls, v: list) -> list:
         if not v:
             raise ValueError("the ladder needs at least one rung")
+        external = [isinstance(r, ExternalModel) for r in v]
+        if any(external) and not all(external):
+            raise ValueError("mixes trained rungs (n_layer, d_model, …) and external models (model/models); "
+                             "a study analyses one kind: put them in two studies")
         names = [r.name for r in v]
         if len(set(names)) != len(names):
             raise ValueError(f"rung names must be unique, got {names}")
@@ -242,6 +267,12 @@ class StudySpec(_Strict):
         return v
 
     @model_validator(mode="after")
+    def _world_for_training(self) -> "StudySpec":
+        if self.world is None and not self.is_suite:
+            raise ValueError("world: a trained ladder needs a world (e.g. induction); only a suite of external models goes without")
+        return self
+
+    @model_validator(mode="after")
     def _schedule_fits(self) -> "StudySpec":
         t = self.train
         if t.warmup > t.steps:
@@ -263,6 +294,8 @@ class StudySpec(_Strict):
         unknown = [r for r in opts.rungs or [] if r not in names]
         if unknown:
             raise ValueError(f"finetune.rungs: unknown rung {unknown[0]!r}; the ladder has {', '.join(names)}")
+        if self.is_suite:  # a suite's steps are known once its checkpoints are resolved (the suite stage checks them)
+            return self
         steps = self.checkpoint_steps()
         missing = [s for s in opts.checkpoints if s not in steps] if isinstance(opts.checkpoints, list) else []
         if missing:
@@ -277,6 +310,11 @@ class StudySpec(_Strict):
     def causal(self) -> bool:
         return self.objectives == ["clm"]
 
+    @property
+    def is_suite(self) -> bool:
+        """Whether the ladder is external models (analysed, not trained): see ``spec/suite.py``."""
+        return bool(self.ladder) and isinstance(self.ladder[0], ExternalModel)
+
     def checkpoint_steps(self) -> list[int]:
         return checkpoint_steps(self.train.steps, self.train.checkpoint_every, self.train.log_spaced)
 
@@ -286,6 +324,8 @@ class StudySpec(_Strict):
     def rungs_by_size(self) -> list[Rung]:
         """The rungs, largest first (n_layer · d_model², the body's compute): the order every per-rung
         stage hands work out in, so the longest unit starts first."""
+        if self.is_suite:  # external models: in the spec's order (their sizes are known once loaded)
+            return list(self.ladder)
         return sorted(self.ladder, key=lambda r: -r.n_layer * r.d_model ** 2)
 
     def rung(self, name: str) -> Rung:
@@ -335,6 +375,9 @@ def plain(spec: StudySpec) -> dict:
     for key in ("finetune", "seeds", "mechanisms"):  # sections added later: absent, they leave older specs' hashes alone
         if data.get(key) is None:
             data.pop(key, None)
+    if data["probe"].get("data") is None:  # probe.data (issue 19) absent: its options leave older hashes alone
+        for key in ("data", "data_task", "text_column", "label_column"):
+            data["probe"].pop(key, None)
     return data
 
 
@@ -356,6 +399,13 @@ def _constraints(annotation: Any) -> list:
     return out
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds, through lists, optionals, unions and ``Annotated``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
 def _bounds(loc: tuple, root: type[BaseModel]) -> tuple[Any, Any, str]:
     """(lower, upper, "≤" or "<" pair) of the field at ``loc`` of ``root``, as far as they are known."""
     model: Any = root
@@ -367,9 +417,9 @@ def _bounds(loc: tuple, root: type[BaseModel]) -> tuple[Any, Any, str]:
         if field is None:
             continue
         metas = list(field.metadata) + _constraints(field.annotation)
-        nested = [a for a in (field.annotation, *get_args(field.annotation))
-                  if isinstance(a, type) and issubclass(a, BaseModel)]
-        model = nested[0] if nested else None
+        nested = _models_in(field.annotation)
+        following = next((str(p) for p in loc[loc.index(part) + 1:] if not isinstance(p, int)), None)
+        model = next((m for m in nested if following in m.model_fields), nested[0] if nested else None)
     lo = next(((m.ge, "≤") for m in metas if getattr(m, "ge", None) is not None),
               next(((m.gt, "<") for m in metas if getattr(m, "gt", None) is not None), (None, "")))
     hi = next(((m.le, "≤") for m in metas if getattr(m, "le", None) is not None),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from emergelab.errors import UserError
 from emergelab.layout import Layout
-from emergelab.models import checkpoint as ckpt
 from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit, part_is_current
+from emergelab.stages.checkpoints import Checkpoint, checkpoint_of, facts, load_model, local_path, study_checkpoints
 
 TASK_GROUP = "_task"  # the part of the tasks' own rows (chance levels, answer lengths)
 
@@ -33,15 +33,16 @@ def _task_file(ref: str, lay: Layout):
 
 def study_tasks(spec, lay: Layout) -> list[tuple]:
     """(task, its data, the k values it is evaluated at) for every task of the study. A world task
-    without a few-shot form is evaluated at k = 0 only."""
+    without a few-shot form is evaluated at k = 0 only; a suite without a world has only its task files."""
     from emergelab.evaluate.docs import load_task_data
     from emergelab.evaluate.taskspec import expand_world_tasks, world_task_spec
 
-    manifest = lay.data_dir.manifest()
+    manifest = lay.data_dir.manifest() if spec.world is not None else {"tasks": {}}
     names = spec.eval.tasks or list(manifest["tasks"])
     unknown = [n for n in names if n not in manifest["tasks"]]
     if unknown:
-        raise UserError(f"eval.tasks: unknown task {unknown[0]!r}; this world's tasks: {', '.join(manifest['tasks'])}")
+        have = f"this world's tasks: {', '.join(manifest['tasks'])}" if spec.world else "a suite without a world has only eval.task_files"
+        raise UserError(f"eval.tasks: unknown task {unknown[0]!r}; {have}")
     out = []
     files = [t for f in spec.eval.task_files for t in expand_world_tasks(_task_file(f, lay), manifest)]
     for ts in [world_task_spec(n, manifest.get("world")) for n in names] + files:
@@ -53,37 +54,60 @@ def study_tasks(spec, lay: Layout) -> list[tuple]:
     return out
 
 
-def _study_model(model, tokenizer, spec, name: str):
+def _study_model(model, tokenizer, spec, name: str, max_length: int | None = None):
     from emergelab.evaluate.model import language_model
 
-    return language_model(model, tokenizer, causal=spec.causal, max_length=spec.train.seq_len, name=name,
+    return language_model(model, tokenizer, causal=spec.causal, max_length=max_length or spec.train.seq_len, name=name,
                           wrap_world="nsp" in spec.objectives)
 
 
-def evaluate_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int,
-                        tasks: list | None = None, seed: int | None = None) -> list[dict]:
-    """Measurement rows for one checkpoint (all tasks, k-shots and the held-out loss) of the replicate
-    ``seed`` (default: the study's); the tasks, few-shot draws and bootstrap are the study's for every replicate."""
+def study_tokenizer(spec, lay: Layout, path: Path):
+    """The world's tokenizer (trained ladders and suites that share it), else the checkpoint's own."""
     from emergelab.corpus.tokenizer import load_tokenizer
+
+    if spec.world is not None:
+        return load_tokenizer(lay.data_dir.tokenizer)
+    from emergelab.models.local import load_config_and_tokenizer
+
+    return load_config_and_tokenizer(path)[1]
+
+
+def context_length(spec, ck: Checkpoint, path: Path, tokenizer) -> int:
+    """The study's sequence length for its own checkpoints and world suites (within the model's positions),
+    the model's own context for a suite scored on task files."""
+    if ck.external is None:
+        return spec.train.seq_len
+    from transformers import AutoConfig
+
+    from emergelab.evaluate.model import max_length_of
+
+    own = max_length_of(AutoConfig.from_pretrained(str(path)), tokenizer)
+    return min(own, spec.train.seq_len) if spec.world is not None else own
+
+
+def evaluate_checkpoint(ck: Checkpoint, spec, lay: Layout, tasks: list | None = None) -> list[dict]:
+    """Measurement rows for one checkpoint (all tasks, k-shots and, with a world, the held-out loss); the tasks,
+    few-shot draws and bootstrap are the study's for every replicate."""
     from emergelab.evaluate.masked import masked_heldout_loss
     from emergelab.evaluate.runner import evaluate_task
     from emergelab.evaluate.scoring import heldout_loss
 
-    man = ckpt.verify_checkpoint(path)
-    lm = _study_model(ckpt.load_model(path, verify=False), load_tokenizer(lay.data_dir.tokenizer), spec, f"{rung}/step-{step}")
-    base = {"study": spec.name, "rung": rung, "n_params": man["n_params"], "step": step,
-            "tokens": man["tokens_seen"], "flops": man["flops"], "source": "eval", "seed": spec.seed if seed is None else seed}
+    path = local_path(ck, lay)
+    tok = study_tokenizer(spec, lay, path)
+    lm = _study_model(load_model(ck, spec, path), tok, spec, f"{ck.rung}/step-{ck.step}", context_length(spec, ck, path, tok))
+    base = {"study": spec.name, "rung": ck.rung, "step": ck.step, **facts(ck, lay), "source": "eval", "seed": ck.seed}
     rows = []
     for ts, data, shots in tasks if tasks is not None else study_tasks(spec, lay):
         metric_rows, _ = evaluate_task(lm, ts, data, shots, batch_size=spec.eval.batch_size,
                                        n_boot=spec.eval.n_bootstrap, seed=spec.seed)
         rows += [{**base, **r} for r in metric_rows]
+    if spec.world is None:
+        return rows
     held = lay.data_dir.blocks("heldout")
     if spec.causal:
         loss, n = heldout_loss(lm.model, held), int(held.shape[0] * (held.shape[1] - 1))
     else:
         m = spec.mlm
-        tok = lm.tokenizer
         loss = masked_heldout_loss(lm.model, held, mask_id=lm.mask_id, vocab_size=lm.vocab_size, special_ids=list(tok.all_special_ids),
                                    seed=spec.seed, batch_size=spec.eval.batch_size, probability=m.probability, mask=m.mask, random=m.random)
         n = int(held.size)
@@ -95,33 +119,28 @@ def chance_rows(spec, lay: Layout) -> list[dict]:
     """Per task: one ``chance/<metric>`` row per metric (the world's own levels where it states them,
     else a uniform guesser's) and one ``answer_length`` row (tokens). Runs before any checkpoint is
     evaluated and builds every task's prompts at every k, so bad input stops the stage at once."""
-    from emergelab.corpus.tokenizer import load_tokenizer
     from emergelab.evaluate.runner import plan_task, task_rows
 
-    manifest = lay.data_dir.manifest()
-    tok = load_tokenizer(lay.data_dir.tokenizer)
-    lm = _study_model(None, tok, spec, "study model")
+    first = study_checkpoints(spec, lay)[:1] if spec.world is None else []
+    if spec.world is None and not first:
+        return []  # a suite whose checkpoints are not resolved yet (the suite stage runs first)
+    path = local_path(first[0], lay) if first else None
+    tok = study_tokenizer(spec, lay, path)
+    vocab = lay.data_dir.manifest()["vocab_size"] if spec.world is not None else len(tok)
+    lm = _study_model(None, tok, spec, "study model", context_length(spec, first[0], path, tok) if first else None)
     rows = []
     for ts, data, shots in study_tasks(spec, lay):
         output_type, built = plan_task(lm, ts, data, shots)  # builds every k's prompts: bad input fails here, first
-        rows += task_rows(ts, data, built[shots[0]][0], output_type, manifest["vocab_size"])
+        rows += task_rows(ts, data, built[shots[0]][0], output_type, vocab)
     return [{"study": spec.name, "step": -1, "source": "eval", **r} for r in rows]
 
 
 # ------------------------------------------------------------------ the stage contract
 
 def checkpoint_units(spec: StudySpec, lay: Layout, source: str) -> list[Unit]:
-    """One unit ``(rung, seed, step)`` per checkpoint of the schedule that exists, largest rung first, grouped
-    by run; its input is the checkpoint's weights sha256 (from its manifest: cheap, the loader verifies it)."""
-    out = []
-    for rung, seed in spec.runs():
-        run = spec.run_name(rung.name, seed)
-        have = ckpt.list_checkpoints(lay.checkpoints(run))
-        for step in spec.checkpoint_steps():
-            if step in have and (have[step] / "checkpoint.json").exists():
-                sha = ckpt.read_manifest(have[step]).get("weights_sha256", "")
-                out.append(Unit(source, (rung.name, seed, step), run, {"checkpoint": sha}))
-    return out
+    """One unit ``(rung, seed, step)`` per checkpoint there is (trained or audited), largest rung first, grouped
+    by run; its input is the checkpoint's weights sha256 (cheap: manifests or the suite audit)."""
+    return [c.unit(source) for c in study_checkpoints(spec, lay)]
 
 
 def part_of(spec: StudySpec, lay: Layout, source: str, unit: Unit) -> Path:
@@ -132,7 +151,7 @@ def part_of(spec: StudySpec, lay: Layout, source: str, unit: Unit) -> Path:
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
     units = [u for u in checkpoint_units(spec, lay, "evaluate")
              if not part_is_current(part_of(spec, lay, "eval", u), u.inputs)]
-    if not lay.part("eval", TASK_GROUP).exists():
+    if not lay.part("eval", TASK_GROUP).exists() and (spec.world is not None or units):
         units.insert(0, Unit("evaluate", (TASK_GROUP,), TASK_GROUP))
     return units
 
@@ -150,9 +169,7 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
         return 1
     tasks = study_tasks(spec, lay)
     for i, u in enumerate(units):
-        rung, seed, step = u.key
-        path = lay.checkpoint(spec.run_name(rung, seed), step)
-        write_part(part_of(spec, lay, "eval", u), evaluate_checkpoint(path, spec, lay, rung, step, tasks, seed=seed), u.inputs)
+        write_part(part_of(spec, lay, "eval", u), evaluate_checkpoint(checkpoint_of(spec, lay, u), spec, lay, tasks), u.inputs)
         if progress is not None:
             progress(u.group, i + 1, len(units))
     return len(units)

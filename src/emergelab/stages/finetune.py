@@ -24,6 +24,7 @@ from emergelab.layout import Layout
 from emergelab.models import checkpoint as ckpt
 from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit, part_is_current
+from emergelab.stages.checkpoints import facts, find, local_path, study_checkpoints
 from emergelab.worlds import WORLDS, World, world_for_spec
 
 
@@ -47,6 +48,8 @@ def skipped_because(spec) -> str | None:
     opts = spec.finetune
     if opts is None or not opts.enabled or opts.data is not None or world_tasks(spec):
         return None
+    if spec.world is None:
+        return "a suite without a world fine-tunes on finetune.data, which is not given; the finetune stage is skipped"
     return f"world {spec.world} labels no task and finetune.data is not given; the finetune stage is skipped"
 
 
@@ -56,20 +59,28 @@ def rungs(spec) -> list[str]:
     return [r.name for r in spec.rungs_by_size() if chosen is None or r.name in chosen]
 
 
-def base_steps(spec) -> list[int | None]:
+def _schedule(spec, lay: Layout | None, rung: str | None) -> list[int]:
+    """The rung's checkpoint steps: the training schedule, or a suite entry's audited checkpoints."""
+    if not spec.is_suite:
+        return spec.checkpoint_steps()
+    return [c.step for c in study_checkpoints(spec, lay) if c.rung == rung] if lay is not None else []
+
+
+def base_steps(spec, lay: Layout | None = None, rung: str | None = None) -> list[int | None]:
     opts = spec.finetune
+    schedule = _schedule(spec, lay, rung)
     if opts.checkpoints == "last":
-        steps = [spec.train.steps]
+        steps = schedule[-1:] if spec.is_suite else [spec.train.steps]
     elif opts.checkpoints == "all":
-        steps = spec.checkpoint_steps()
+        steps = schedule
     else:  # a list of checkpoint steps (validated against the schedule by the spec)
         steps = opts.checkpoints
     return list(steps) + ([None] if opts.random_init else [])
 
 
-def runs(spec, rung: str) -> list[Run]:
+def runs(spec, rung: str, lay: Layout | None = None) -> list[Run]:
     opts = spec.finetune
-    return [Run(rung, step, m, k, s) for step in base_steps(spec) for m in opts.methods
+    return [Run(rung, step, m, k, s) for step in base_steps(spec, lay, rung) for m in opts.methods
             for k in opts.label_counts() for s in opts.seeds]
 
 
@@ -89,6 +100,9 @@ def _inputs(spec: StudySpec, lay: Layout, run: Run, shas: dict) -> dict[str, str
     if run.step is None:
         return {}
     key = (run.rung, run.step)
+    if spec.is_suite and key not in shas:
+        ck = find(spec, lay, run.rung, spec.seed, run.step)
+        shas[key] = ck.weights_sha256 if ck is not None else ""
     if key not in shas:
         path = lay.checkpoint(base_run(spec, run.rung), run.step)
         shas[key] = ckpt.read_manifest(path).get("weights_sha256", "") if (path / "checkpoint.json").exists() else ""
@@ -102,7 +116,7 @@ def missing(spec, lay: Layout, rung: str | None = None) -> list[Unit]:
     shas: dict = {}
     out = []
     for r in [rung] if rung else rungs(spec):
-        for run in runs(spec, r):
+        for run in runs(spec, r, lay):
             inputs = _inputs(spec, lay, run, shas)
             if not part_is_current(part_of(lay, run), inputs):
                 out.append(Unit("finetune", (run.rung, run.step, run.method, run.n_labels, run.seed), base_run(spec, run.rung),
@@ -152,6 +166,8 @@ def _base(lay: Layout, rung: str, step: int | None, spec):
     """The verified checkpoint a run starts from, described for its rows."""
     from emergelab.finetune.model_dir import BaseModel
 
+    if spec.is_suite:
+        return _suite_base(lay, rung, step, spec)
     at = spec.train.steps if step is None else step
     path = lay.checkpoint(base_run(spec, rung), at)
     if not (path / "checkpoint.json").exists():
@@ -160,6 +176,22 @@ def _base(lay: Layout, rung: str, step: int | None, spec):
     base = BaseModel(path=str(path), model_type=str(read_json(path / "config.json").get("model_type", "")),
                      weights_sha256=man["weights_sha256"], rung=rung, step=at, tokens=int(man["tokens_seen"]),
                      flops=float(man["flops"]), n_params=int(man["n_params"]))
+    return replace(base, step=0, tokens=0, flops=0.0) if step is None else base
+
+
+def _suite_base(lay: Layout, rung: str, step: int | None, spec):
+    """An external checkpoint a run starts from (random init: the architecture of the entry's last one)."""
+    from emergelab.finetune.model_dir import BaseModel
+
+    at = _schedule(spec, lay, rung)[-1] if step is None else step
+    ck = find(spec, lay, rung, spec.seed, at)
+    if ck is None:
+        raise UserError(f"suite entry {rung} has no checkpoint at step {at}; audited steps: {_schedule(spec, lay, rung)}")
+    path = local_path(ck, lay)
+    f = facts(ck, lay)
+    base = BaseModel(path=str(path), model_type=str(read_json(path / "config.json").get("model_type", "")),
+                     weights_sha256=ck.weights_sha256, rung=rung, step=at, tokens=int(f["tokens"]), flops=float(f["flops"]),
+                     n_params=int(f["n_params"]))
     return replace(base, step=0, tokens=0, flops=0.0) if step is None else base
 
 
@@ -191,6 +223,8 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
 
 def world_tasks(spec: StudySpec) -> dict[str, str]:
     """The world's labelled tasks; a world without any is not built (text would need its corpus)."""
+    if spec.world is None:
+        return {}
     cls = WORLDS[spec.world]
     if cls.labelled_tasks is World.labelled_tasks:
         return {}

@@ -135,7 +135,9 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 # ------------------------------------------------------------------ the stage contract
 
 def resolve(spec: StudySpec) -> StudySpec:
-    """The world must exist; its parameters are checked and their defaults filled in."""
+    """The world must exist; its parameters are checked and their defaults filled in (a suite may have none)."""
+    if spec.world is None:
+        return spec
     if spec.world not in WORLDS:
         raise UserError(f"world: unknown world {spec.world!r}; allowed: {', '.join(sorted(WORLDS))}")
     try:
@@ -146,6 +148,8 @@ def resolve(spec: StudySpec) -> StudySpec:
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
+    if spec.world is None:  # a suite scored on task files and labelled data: no world to prepare
+        return []
     return [] if is_prepared(lay.data, spec) else [Unit("prepare", ("data",))]
 
 

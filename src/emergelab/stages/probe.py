@@ -1,6 +1,7 @@
-"""The probe stage: every latent at every layer of every checkpoint, plus head scores.
+"""The probe stage: every latent (or ``probe.data``'s labels) at every layer of every checkpoint, plus head scores.
 
-Units are the evaluate stage's: one per checkpoint, its part recording the checkpoint's weights sha256.
+Units are the evaluate stage's: one per checkpoint (trained or external), its part recording the
+checkpoint's weights sha256.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import numpy as np
 from emergelab.corpus.tokenizer import SPECIAL_TOKENS
 from emergelab.errors import UserError
 from emergelab.layout import Layout
-from emergelab.models import checkpoint as ckpt
 from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit, part_is_current
+from emergelab.stages.checkpoints import Checkpoint, checkpoint_of, facts, load_model, local_path
 from emergelab.stages.evaluate import checkpoint_units, part_of
 
 PROBE_METRICS = ("accuracy", "control_accuracy", "selectivity", "majority_baseline")
@@ -62,21 +63,16 @@ def _requested(spec, latents: dict) -> list[str]:
     return [n for n in latents if n in spec.probe.latents]
 
 
-def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int, seed: int | None = None) -> list[dict]:
-    """Probe and head-score rows of one checkpoint of the replicate ``seed`` (default: the study's)."""
-    import torch  # the work's imports (torch, transformers) stay out of the cheap ``todo`` path
+def _latent_rows(model, spec, lay: Layout, base: dict) -> list[dict]:
+    """Probe rows of the world's latents at every layer (latents on the same sequences share one forward pass)."""
+    import torch
 
     from emergelab.probe.activations import extract_hidden
-    from emergelab.probe.heads import head_score_rows
     from emergelab.probe.linear import probe_layer
 
-    man = ckpt.verify_checkpoint(path)
-    model = ckpt.load_model(path, verify=False, eager=spec.probe.heads)
     data_manifest = lay.data_dir.manifest()
-    base = {"study": spec.name, "rung": rung, "n_params": man["n_params"], "step": step,
-            "tokens": man["tokens_seen"], "flops": man["flops"], "seed": spec.seed if seed is None else seed}
     rows = []
-    forward: dict[bytes, np.ndarray] = {}  # latents drawn on the same sequences share one forward pass
+    forward: dict[bytes, np.ndarray] = {}
     for latent in _requested(spec, data_manifest["latents"]):
         info = data_manifest["latents"][latent]
         z = lay.data_dir.latent(latent)
@@ -90,12 +86,56 @@ def probe_checkpoint(path: Path, spec, lay: Layout, rung: str, step: int, seed: 
             for metric in PROBE_METRICS:
                 rows.append({**base, "source": "probe", "task": latent, "layer": layer, "metric": metric,
                              "value": float(res[metric]), "n": int(res["n_test"])})
+    return rows
+
+
+def labelled_data(spec):
+    """``probe.data`` read once per worker: (its task name, the LabelledData)."""
+    from emergelab.corpus.labelled import load_labelled
+
+    p = spec.probe
+    kw = {"text_column": p.text_column, "label_column": p.label_column} if p.data_task == "classify" else {}
+    return Path(p.data).stem, load_labelled(p.data, task=p.data_task, **kw)
+
+
+def _labelled_rows(model, tokenizer, spec, labelled, base: dict) -> list[dict]:
+    """Probe rows of ``probe.data`` at every layer, as ``emergelab probe --model`` computes them."""
+    from emergelab.probe.standalone import classify_features, probe_features, tag_features
+
+    name, data = labelled
+    how = "mean" if spec.probe.pool == "mean" else spec.probe.pool
+    if data.task == "tag":
+        feats = tag_features(model, tokenizer, data.tokens, data.labels, max_length=spec.train.seq_len)
+    else:
+        feats = classify_features(model, tokenizer, data.texts, data.labels, how=how, max_length=spec.train.seq_len)
+    return probe_features(feats, task=name, seed=spec.seed, **{k: v for k, v in base.items() if k != "seed"})
+
+
+def _head_rows(model, spec, lay: Layout, base: dict, vocab_size: int) -> list[dict]:
+    from emergelab.probe.heads import head_score_rows
+
+    symbols = np.arange(len(SPECIAL_TOKENS) if spec.world is not None else 0, vocab_size)  # never special tokens
+    period = min(32, spec.train.seq_len // 2)
+    return [{**base, **r, "source": "heads", "seed": base["seed"]}  # the replicate's, not the scorer's
+            for r in head_score_rows(model, vocab_size, seed=spec.seed, period=period, token_ids=symbols, n_seq=32)]
+
+
+def probe_checkpoint(ck: Checkpoint, spec, lay: Layout, labelled=None) -> list[dict]:
+    """Probe and head-score rows of one checkpoint (trained or external): the world's latents, ``probe.data``
+    (``labelled``, read once), and head scores of causal models."""
+    from emergelab.stages.evaluate import study_tokenizer
+
+    path = local_path(ck, lay)
+    model = load_model(ck, spec, path, eager=spec.probe.heads)
+    base = {"study": spec.name, "rung": ck.rung, "step": ck.step, **facts(ck, lay), "seed": ck.seed}
+    rows = _latent_rows(model, spec, lay, base) if spec.world is not None else []
+    tokenizer = None
+    if labelled is not None:
+        tokenizer = study_tokenizer(spec, lay, path)
+        rows += _labelled_rows(model, tokenizer, spec, labelled, base)
     if spec.probe.heads and spec.causal:
-        symbols = np.arange(len(SPECIAL_TOKENS), data_manifest["vocab_size"])  # never special tokens
-        period = min(32, spec.train.seq_len // 2)
-        for r in head_score_rows(model, data_manifest["vocab_size"], seed=spec.seed, period=period, token_ids=symbols,
-                                 n_seq=32):
-            rows.append({**base, **r, "source": "heads", "seed": base["seed"]})  # the replicate's, not the scorer's
+        vocab = lay.data_dir.manifest()["vocab_size"] if spec.world is not None else int(model.get_input_embeddings().weight.shape[0])
+        rows += _head_rows(model, spec, lay, base, vocab)
     return rows
 
 
@@ -114,11 +154,11 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
     torch.set_num_threads(spec.train.threads)
     # scikit-learn's lbfgs runs on numpy's BLAS, which otherwise starts a thread per core in every worker:
     # on small probes those threads only spin against the other workers (measured: 1.4x the CPU time)
+    labelled = labelled_data(spec) if spec.probe.data is not None else None
     with threadpool_limits(limits=spec.train.threads):
         for i, u in enumerate(units):
-            rung, seed, step = u.key
-            path = lay.checkpoint(spec.run_name(rung, seed), step)
-            write_part(part_of(spec, lay, "probe", u), probe_checkpoint(path, spec, lay, rung, step, seed=seed), u.inputs)
+            rows = probe_checkpoint(checkpoint_of(spec, lay, u), spec, lay, labelled)
+            write_part(part_of(spec, lay, "probe", u), rows, u.inputs)
             if progress is not None:
                 progress(u.group, i + 1, len(units))
     return len(units)

@@ -12,7 +12,7 @@ from emergelab.stages.base import Stage, Unit, stamp_is_current, write_stamp
 
 
 def inputs(lay: Layout) -> dict:
-    return {p.name: sha256_file(p) for p in (lay.measurements, lay.explanations) if p.exists()}
+    return {p.name: sha256_file(p) for p in (lay.measurements, lay.explanations, lay.suite_audit) if p.exists()}
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:

@@ -21,7 +21,9 @@ def rung_trained(spec: StudySpec, lay: Layout, run: str) -> bool:
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
-    """One unit per rung × replicate seed, largest rung first."""
+    """One unit per rung × replicate seed, largest rung first; none for an external suite (nothing to train)."""
+    if spec.is_suite:
+        return []
     return [Unit("train", (r.name, s), spec.run_name(r.name, s)) for r, s in spec.runs()
             if not rung_trained(spec, lay, spec.run_name(r.name, s))]
 
