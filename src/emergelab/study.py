@@ -86,6 +86,15 @@ def _check_new_dir(root: Path) -> None:
 
 # ------------------------------------------------------------------ the loop
 
+def make_executor(spec: StudySpec, kind: str | None = None):
+    """The executor of ``kind`` (default: the spec's ``executor``): local processes, or Ray tasks."""
+    if (kind or spec.executor) == "ray":
+        from emergelab.executor_ray import RayExecutor  # Ray is an optional extra: imported only when chosen
+
+        return RayExecutor(spec)
+    return LocalExecutor(spec.train.workers)
+
+
 def _groups(units: list[Unit]) -> list[list[Unit]]:
     """Units grouped by ``group``, groups in the order their first unit appears."""
     out: dict[str, list[Unit]] = {}
@@ -99,7 +108,7 @@ class Runner:
 
     def __init__(self, lay: Layout, spec: StudySpec, console=None, executor=None):
         self.lay, self.spec, self.console = lay, spec, console
-        self.executor = executor or LocalExecutor(spec.train.workers)
+        self.executor = executor or make_executor(spec)
         self.timings: dict[str, float] = read_json(lay.timings) if lay.timings.exists() else {}
 
     def run(self, stages: list[str]) -> dict[str, int]:
@@ -177,6 +186,7 @@ def run_study(spec: StudySpec, root: Path, stages: list[str] | None = None, cons
     for s in stages:
         stage(s)  # an unknown name fails before the directory is touched
     _check_new_dir(root)
+    executor = executor or make_executor(spec)  # a missing Ray fails here, before anything is written
     _preflight(spec, Layout(root), stages, console, estimate=preflight)
     with StudyLock(root):
         lay = init_study(spec, root)
@@ -187,6 +197,7 @@ def run_stages(root: str | Path, stages: list[str], console=None, executor=None,
     """Run stages of an existing study directory (its ``study.yaml`` is the spec)."""
     lay = Layout(Path(root))
     spec = load_resolved(lay)
+    executor = executor or make_executor(spec)
     _preflight(spec, lay, stages, console, estimate=preflight)
     with StudyLock(lay.root):
         return Runner(lay, spec, console, executor).run(stages)

@@ -64,7 +64,9 @@ class TrainSpec(_Strict):
     checkpoint_every: int = Field(100, ge=1, le=MAX_STEPS, description="regular checkpoints after the log-spaced ones")
     log_spaced: bool = True
     log_every: int = Field(10, ge=1, le=MAX_STEPS)
-    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast: auto = on where the GPU supports it, off on CPU")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast: auto = on where the device computes bf16 "
+                                                            "natively (CUDA with bf16, a CPU with AVX512-BF16/AMX), else fp32")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device: auto = CUDA when visible, else CPU")
     threads: int = Field(1, ge=1, le=1024, description="torch threads per training process")
     workers: int = Field(2, ge=1, le=1024, description="rungs trained in parallel processes")
     compile: bool = Field(False, description="torch.compile the model (slow first step per shape; cached on disk)")
@@ -155,6 +157,13 @@ class ProbeSpec(_Strict):
     heads: bool = True
 
 
+class RaySpec(_Strict):
+    """Where ``executor: ray`` sends the units (how a study runs, not what it computes: not in the spec hash)."""
+
+    address: str | None = Field(None, description="a running cluster (host:port or ray://…); default: RAY_ADDRESS, "
+                                                  "else a local Ray instance started for the study")
+
+
 class StudySpec(_Strict):
     """Everything that defines a study. Same spec + same seed = same numbers."""
 
@@ -174,6 +183,8 @@ class StudySpec(_Strict):
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
     explain: ExplainOptions = Field(default_factory=ExplainOptions)
     finetune: FinetuneOptions | None = Field(None, description="the finetune stage; absent: not run")
+    executor: Literal["local", "ray"] = Field("local", description="who runs the units: local processes, or Ray tasks")
+    ray: RaySpec | None = Field(None, description="the Ray cluster (executor: ray)")
 
     @field_validator("objectives")
     @classmethod
@@ -294,17 +305,30 @@ def checkpoint_steps(steps: int, every: int, log_spaced: bool = True) -> list[in
     return sorted(out)
 
 
+#: keys that say how a study runs, not what it computes: never hashed (a study started locally continues on Ray)
+RUNTIME_KEYS = ("executor", "ray")
+#: keys added after studies existed, left out at their default so that those studies keep their hash
+_DROPPED_AT_DEFAULT = {("finetune",): None, ("executor",): "local", ("ray",): None, ("train", "device"): "auto"}
+
+
 def plain(spec: StudySpec) -> dict:
-    """The spec as JSON data; an absent finetune section is left out, so specs written before the
-    section existed keep their hash (and their study directories stay valid)."""
+    """The spec as JSON data; sections and keys added later (finetune, executor, ray, train.device) are
+    left out at their default, so specs written before they existed keep their hash (and their study
+    directories stay valid)."""
     data = spec.model_dump(mode="json")
-    if data.get("finetune") is None:
-        data.pop("finetune", None)
+    for path, default in _DROPPED_AT_DEFAULT.items():
+        *parents, key = path
+        holder = data
+        for p in parents:
+            holder = holder[p]
+        if holder.get(key, default) == default:
+            holder.pop(key, None)
     return data
 
 
 def spec_hash(spec: StudySpec) -> str:
-    blob = json.dumps(plain(spec), sort_keys=True).encode()
+    data = {k: v for k, v in plain(spec).items() if k not in RUNTIME_KEYS}
+    blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
