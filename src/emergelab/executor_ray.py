@@ -81,11 +81,13 @@ class RayExecutor:
             try:
                 if self.address:
                     ray.init(address=self.address, **kwargs)
-                else:  # a local instance for this study: its processes end with this driver (Ray's fate sharing)
-                    ray.init(include_dashboard=False, **kwargs)
+                else:  # a new local instance for this study ("local": never a cluster found in /tmp/ray), whose
+                    # processes end with this driver (Ray's fate sharing)
+                    ray.init(address="local", include_dashboard=False, **kwargs)
             except ConnectionError as exc:
                 raise UserError(f"cannot connect to the Ray cluster at {self.address}: {exc}; start it with "
-                                "`ray start --head` (see docs/scaling.md) or unset RAY_ADDRESS / ray.address") from None
+                                "`ray start --head` (see docs/scaling.md), give this machine the cluster's token "
+                                "(RAY_AUTH_TOKEN or ~/.ray/auth_token), or unset RAY_ADDRESS / ray.address") from None
         self._connected = True
 
     def _resources(self, stage_name: str, spec: StudySpec) -> dict:

@@ -2,6 +2,9 @@
 the fix, no traceback — and nothing that already existed is changed."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,18 @@ def test_catalogue_has_at_least_30_cases():
     assert len(CASES) >= 30
     kinds = {c[0].split("-")[0] for c in CASES}
     assert {"spec", "corpus", "task", "labels", "model", "cli"} <= kinds
+
+
+def test_missing_ray_is_one_line_naming_the_extra(tmp_path: Path):
+    """`--executor ray` without the ray package (hidden here, installed or not): exit 2, one line naming the
+    extra, and nothing written. Its own test: the case needs a PYTHONPATH that hides the module."""
+    hide = tmp_path / "hide" / "ray"
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(hide.parent), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "emergelab", "study", "--preset", "smoke", "--executor", "ray",
+                          "--out", str(tmp_path / "s")], capture_output=True, text=True, env=env, timeout=120)
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert len(errors) == 1 and "`pip install emergelab[ray]`" in errors[0], res.stderr
+    assert not (tmp_path / "s").exists()
