@@ -14,11 +14,11 @@ import torch
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_bf16_units() -> list[str]:
+def cpu_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
     """The bf16 units this CPU reports: ``/proc/cpuinfo`` flags on Linux, else torch's own probe (the
     cpuinfo library its kernels dispatch on). Empty on CPUs that would emulate bf16."""
     try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
+        flags = set(cpuinfo.read_text().split())
     except OSError:
         probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private: absent in some versions
         return ["avx512_bf16"] if probe is not None and probe() else []
