@@ -29,12 +29,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: process groups of the test cluster's `ray start` processes (its raylets' workers are in them)
+GROUPS: set[int] = set()
+
+
 def _task_pids(name: str = "ray::emergelab-") -> list[int]:
-    """Processes running one of our Ray tasks (Ray sets a worker's title to ``ray::<task name>``)."""
+    """The test cluster's processes running one of our Ray tasks (Ray titles a worker ``ray::<task name>``)."""
     pids = []
     for p in Path("/proc").iterdir():
         try:
-            if p.name.isdigit() and (p / "cmdline").read_bytes().startswith(name.encode()):
+            if p.name.isdigit() and (p / "cmdline").read_bytes().startswith(name.encode()) and os.getpgid(int(p.name)) in GROUPS:
                 pids.append(int(p.name))
         except OSError:
             continue
@@ -60,6 +64,7 @@ def cluster(tmp_path_factory):
         procs.append(subprocess.Popen([RAY, "start", "--address", address, *common], env=env, start_new_session=True,
                                       stdout=open(log / "worker.log", "w"), stderr=subprocess.STDOUT))
         _wait_for_nodes(address, 2, procs)
+        GROUPS.update(p.pid for p in procs)
         yield address
     finally:
         for p in reversed(procs):  # SIGTERM: `ray start --block` stops the processes it started ...
@@ -129,10 +134,11 @@ def test_killed_ray_driver_leaves_no_task_writing_and_resumes(cluster, smoke_stu
     finally:
         driver.kill()
         driver.wait()
-    deadline = time.monotonic() + 30
+    killed, deadline = time.monotonic(), time.monotonic() + 30
     while _task_pids() and time.monotonic() < deadline:  # Ray kills the workers of a job whose driver died
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert not _task_pids(), "a Ray task outlived its killed driver"
+    print(f"tasks gone {time.monotonic() - killed:.1f} s after the driver was killed")
     before = sorted((str(p), p.stat().st_size) for p in out.rglob("*") if p.is_file())
     time.sleep(1.0)
     assert sorted((str(p), p.stat().st_size) for p in out.rglob("*") if p.is_file()) == before  # nothing writes

@@ -46,6 +46,7 @@ CASES = [
     ("spec-world-arg-range", ["study", "--preset", "smoke", "--set", "world=modular", "--set", "world_args.p=100000", "--out", "{T}/s"], "world_args.p: 100000 is out of range; allowed: 3 ≤ p ≤ 4,096"),
     ("spec-probe-too-few-sequences", ["study", "--preset", "smoke", "--set", "probe.n_sequences=2", "--out", "{T}/s"], "probe.n_sequences"),
     ("spec-eval-zero-batch", ["study", "--preset", "smoke", "--set", "eval.batch_size=0", "--out", "{T}/s"], "eval.batch_size"),
+    ("spec-unknown-executor", ["study", "--preset", "smoke", "--executor", "slurm", "--out", "{T}/s"], "executor: Input should be 'local' or 'ray'"),
     ("spec-explain-negative-seed", ["study", "--preset", "smoke", "--set", "explain.seed=-1", "--out", "{T}/s"], "explain.seed"),
     ("resource-data-beyond-disk", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1000000", "--out", "{T}/s"], "on disk"),
     ("resource-data-beyond-memory", ["study", "--preset", "smoke", "--set", "train.steps=300000", "--set", "train.batch_size=1024", "--set", "train.checkpoint_every=100000", "--out", "{T}/s"], "needs about"),
