@@ -29,8 +29,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-#: process groups of the test cluster's `ray start` processes (its raylets' workers are in them)
-GROUPS: set[int] = set()
+#: pids of the test cluster's `ray start` processes (its raylets, and their workers, descend from them)
+ROOTS: set[int] = set()
+
+
+def _descends_from_cluster(pid: int) -> bool:
+    for _ in range(16):
+        if pid in ROOTS:
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid (the field after the state)
+        if pid <= 1:
+            return False
+    return False
 
 
 def _task_pids(name: str = "ray::emergelab-") -> list[int]:
@@ -38,7 +49,7 @@ def _task_pids(name: str = "ray::emergelab-") -> list[int]:
     pids = []
     for p in Path("/proc").iterdir():
         try:
-            if p.name.isdigit() and (p / "cmdline").read_bytes().startswith(name.encode()) and os.getpgid(int(p.name)) in GROUPS:
+            if p.name.isdigit() and (p / "cmdline").read_bytes().startswith(name.encode()) and _descends_from_cluster(int(p.name)):
                 pids.append(int(p.name))
         except OSError:
             continue
@@ -64,7 +75,7 @@ def cluster(tmp_path_factory):
         procs.append(subprocess.Popen([RAY, "start", "--address", address, *common], env=env, start_new_session=True,
                                       stdout=open(log / "worker.log", "w"), stderr=subprocess.STDOUT))
         _wait_for_nodes(address, 2, procs)
-        GROUPS.update(p.pid for p in procs)
+        ROOTS.update(p.pid for p in procs)
         yield address
     finally:
         for p in reversed(procs):  # SIGTERM: `ray start --block` stops the processes it started ...
