@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 OUT=${1:-$(mktemp -d /tmp/emergelab-gpu-XXXX)}
+mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} TOKENIZERS_PARALLELISM=false
 EL="$PY -m emergelab"
 export DEVICE=${DEVICE:-cuda}
@@ -31,7 +32,7 @@ rate() {  # median tokens/s of a rung's logged steps after the first two
   $PY -c "import json,statistics,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(f'{statistics.median(x[\"tokens_per_s\"] for x in r[2:]):,.0f}')" "$1"
 }
 
-echo "[gpu_check] 1. one rung on CUDA, bf16 and fp32"
+echo "[gpu_check] 1. one rung on $DEVICE, bf16 and fp32"
 for bf16 in true false; do
   SECONDS=0
   $EL study "${ONE[@]}" --set train.bf16=$bf16 --out "$OUT/rung-bf16-$bf16" >/dev/null 2>"$OUT/rung-bf16-$bf16.log" || { tail -20 "$OUT/rung-bf16-$bf16.log"; exit 1; }

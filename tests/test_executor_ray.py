@@ -162,18 +162,19 @@ def test_killed_ray_driver_leaves_no_task_writing_and_resumes(cluster, smoke_stu
 
 def test_local_ray_instance_when_no_address_is_given(smoke_study, tmp_path):
     """Without RAY_ADDRESS or ray.address the executor starts a Ray instance for the study (and it ends
-    with the study): one stage of a copy, whose parts must equal the local ones."""
+    with the study): one stage of a copy, whose parts must equal the local ones (one rung's probes: the
+    instance's start-up is most of the time)."""
     import shutil
 
     out = tmp_path / "study"
     shutil.copytree(smoke_study, out)
-    for part in (out / "parts" / "probe").rglob("*.parquet"):
+    for part in (out / "parts" / "probe" / "L2-d64").glob("*.parquet"):
         part.unlink()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     res = subprocess.run([sys.executable, "-m", "emergelab", "probe", str(out), "--executor", "ray"],
                          capture_output=True, text=True, env={**env, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "probe: 32 unit(s) done" in res.stderr
+    assert "probe: 8 unit(s) done" in res.stderr
     for part in sorted((smoke_study / "parts" / "probe").rglob("*.parquet")):
         mine = out / part.relative_to(smoke_study)
         pd.testing.assert_frame_equal(pd.read_parquet(mine), pd.read_parquet(part))
