@@ -10,7 +10,11 @@ study directory; the HF side is ``Trainer`` + ``DataCollatorForLanguageModeling`
 over a float32 matmul peak measured in the same run with the same threads, where model FLOPs per token
 count what the loss needs: 6 × (12·L·d² + head) + 12·L·T·d, the head being V·d for causal LM and
 0.15·(d² + V·d) for MLM (its head runs only at the selected positions); the NSP head is negligible.
-emergelab with bf16 autocast is reported beside (this CPU has no bf16 units).
+emergelab with bf16 autocast is reported beside, with its speed-up over fp32 and what ``train.bf16: auto``
+chooses on this machine (bf16 where the CPU reports AVX512-BF16/AMX-BF16 units: there the bf16 run takes
+as many steps as the fp32 one; elsewhere bf16 is emulated and slow, so it takes ``--bf16-steps``). Each
+row gives the process CPU seconds beside the wall seconds of emergelab's fp32 runs (a ratio well below
+the thread count means the machine was shared), and the load average is printed before and after.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/train_throughput.py            # full table (~10-20 min)
     OMP_NUM_THREADS=1 .venv/bin/python bench/train_throughput.py --sizes 64x2 --objectives clm --steps 6 --bf16-steps 0
@@ -67,8 +71,9 @@ def prepare_study(root: Path, objective: str, sizes: list[tuple[int, int]], step
     run_study(read_spec(preset="smoke", overrides=sets), root, ["prepare"])
 
 
-def ours(root: Path, rung: str, bf16_steps: int = 0) -> list[float]:
-    """emergelab's ``train_rung``; timestamps at the end of every step (its progress callback)."""
+def ours(root: Path, rung: str, bf16_steps: int = 0, clock: list | None = None) -> list[float]:
+    """emergelab's ``train_rung``; timestamps at the end of every step (its progress callback); appends
+    (CPU seconds, wall seconds) of the run to ``clock``."""
     import shutil
 
     import yaml
@@ -85,8 +90,16 @@ def ours(root: Path, rung: str, bf16_steps: int = 0) -> list[float]:
         root = twin
     shutil.rmtree(root / "runs" / rung, ignore_errors=True)  # a repeat trains from scratch
     shutil.rmtree(root / "parts" / "train" / rung, ignore_errors=True)
+    from emergelab.layout import Layout
+    from emergelab.study import load_resolved
+
     stamps: list[float] = []
-    train_rung(str(root), rung, lambda r, step, total, loss=None, tps=None: loss is not None and stamps.append(time.perf_counter()))
+    lay = Layout(root)
+    c0, w0 = time.process_time(), time.perf_counter()
+    train_rung(load_resolved(lay), lay, rung,
+               lambda r, step, total, loss=None, tps=None: loss is not None and stamps.append(time.perf_counter()))
+    if clock is not None:
+        clock.append((time.process_time() - c0, time.perf_counter() - w0))
     return stamps
 
 
@@ -144,7 +157,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="steps excluded from the timing")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved runs of each trainer; the best counts")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
-    ap.add_argument("--bf16-steps", type=int, default=4, help="steps of the bf16 run (0: skip it); the first is warmup")
+    ap.add_argument("--bf16-steps", type=int, default=4, help="steps of the bf16 run on a CPU without bf16 units "
+                    "(0: skip bf16); with bf16 units it takes --steps")
     args = ap.parse_args()
 
     import torch
@@ -154,26 +168,40 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
+    from emergelab.models.precision import cpu_bf16_units
+    from emergelab.preflight.calibrate import _cpu_model
+    from emergelab.train.accel import training_precision
+
+    units = cpu_bf16_units()
+    bf16_steps = (args.steps if units else args.bf16_steps) if args.bf16_steps else 0
     load0 = os.getloadavg()
     peak = matmul_peak(args.threads)
+    print(f"CPU {_cpu_model()} ({os.cpu_count()} cores), bf16 units: {', '.join(units) or 'none'}; "
+          f"train.bf16 auto → {training_precision('auto', 'cpu')}")
     print(f"threads {args.threads}; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; load average {load0[0]:.1f} (1 min)")
-    print("| objective | d_model | layers | emergelab tok/s | HF Trainer tok/s | ratio | MFU emergelab | MFU HF | emergelab bf16 tok/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| objective | d_model | layers | emergelab fp32 tok/s | HF Trainer tok/s | ratio | MFU emergelab | MFU HF | "
+          "emergelab bf16 tok/s | bf16 / fp32 | CPU s / wall s (fp32) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for objective in args.objectives.split(","):
             causal = objective == "clm"
             root = Path(tmp) / objective
             prepare_study(root, objective, sizes, args.steps, args.threads)
             for d, n_layer in sizes:
-                a = b = 0.0
+                a = b = c = 0.0
+                clock: list[tuple[float, float]] = []
                 for _ in range(args.repeats):  # interleaved; the better of the repeats counts
-                    a = max(a, rate(ours(root, f"d{d}-L{n_layer}"), args.warmup))
+                    a = max(a, rate(ours(root, f"d{d}-L{n_layer}", clock=clock), args.warmup))
                     b = max(b, rate(hf_trainer(root, d, n_layer, causal, args.threads, args.steps), args.warmup))
-                c = float("nan") if not args.bf16_steps else rate(ours(root, f"d{d}-L{n_layer}", args.bf16_steps), 1)
+                    if bf16_steps and (units or not c):  # emulated bf16 is slow: one short run is enough
+                        c = max(c, rate(ours(root, f"d{d}-L{n_layer}", bf16_steps), args.warmup if units else 1))
+                c = c or float("nan")
+                cpu, wall = sum(x[0] for x in clock), sum(x[1] for x in clock)
                 peak = max(peak, matmul_peak(args.threads, repeats=2))  # the best the machine gave in this run
                 fpt = model_flops_per_token(d, n_layer, causal)
                 print(f"| {'MLM+NSP' if not causal else 'CLM'} | {d} | {n_layer} | {a:,.0f} | {b:,.0f} | {a / b:.2f}× | "
-                      f"{a * fpt / peak:.0%} | {b * fpt / peak:.0%} | {c:,.0f} |", flush=True)
+                      f"{a * fpt / peak:.0%} | {b * fpt / peak:.0%} | {c:,.0f} | {c / a:.2f}× | {cpu:.1f} / {wall:.1f} |",
+                      flush=True)
     load1 = os.getloadavg()
     print(f"peak used for MFU {peak / 1e9:.1f} GFLOP/s; load average at the end {load1[0]:.1f} (1 min), "
           f"{load1[1]:.1f} (5 min)")

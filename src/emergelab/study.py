@@ -58,7 +58,14 @@ def load_resolved(lay: Layout) -> StudySpec:
         data = yaml.safe_load(lay.spec.read_text())
     except yaml.YAMLError:
         raise UserError(f"{lay.spec} is not valid YAML; restore it or start a new study with another --out") from None
-    return validate(data if isinstance(data, dict) else {}, str(lay.spec))
+    data = data if isinstance(data, dict) else {}
+    try:
+        return validate(data, str(lay.spec))
+    except UserError as exc:
+        if ": explain." not in str(exc) or "explain" not in data:
+            raise
+        # an explain section of an older engine: explanations are not hashed, so its defaults take over
+        return validate({k: v for k, v in data.items() if k != "explain"}, str(lay.spec))
 
 
 def init_study(spec: StudySpec, root: Path) -> Layout:
@@ -67,8 +74,8 @@ def init_study(spec: StudySpec, root: Path) -> Layout:
     if lay.spec.exists():
         old = load_resolved(lay)
         started = lay.data_dir.exists() or (root / "runs").exists()
-        if old.hash() != spec.hash() and not started:  # nothing was computed yet: take the new spec
-            atomic_write_text(lay.spec, dump_yaml(spec))
+        if (old.hash() != spec.hash() and not started) or (old.hash() == spec.hash() and old != spec):
+            atomic_write_text(lay.spec, dump_yaml(spec))  # nothing computed yet, or only how it is run/explained changed
         elif old.hash() != spec.hash():
             raise UserError(
                 f"{root} holds a study with a different spec (hash {old.hash()} vs {spec.hash()}); "
@@ -86,6 +93,15 @@ def _check_new_dir(root: Path) -> None:
 
 # ------------------------------------------------------------------ the loop
 
+def make_executor(spec: StudySpec, kind: str | None = None):
+    """The executor of ``kind`` (default: the spec's ``executor``): local processes, or Ray tasks."""
+    if (kind or spec.executor) == "ray":
+        from emergelab.executor_ray import RayExecutor  # Ray is an optional extra: imported only when chosen
+
+        return RayExecutor(spec)
+    return LocalExecutor(spec.train.workers)
+
+
 def _groups(units: list[Unit]) -> list[list[Unit]]:
     """Units grouped by ``group``, groups in the order their first unit appears."""
     out: dict[str, list[Unit]] = {}
@@ -99,7 +115,7 @@ class Runner:
 
     def __init__(self, lay: Layout, spec: StudySpec, console=None, executor=None):
         self.lay, self.spec, self.console = lay, spec, console
-        self.executor = executor or LocalExecutor(spec.train.workers)
+        self.executor = executor or make_executor(spec)
         self.timings: dict[str, float] = read_json(lay.timings) if lay.timings.exists() else {}
 
     def run(self, stages: list[str]) -> dict[str, int]:
@@ -180,6 +196,7 @@ def run_study(spec: StudySpec, root: Path, stages: list[str] | None = None, cons
     for s in stages:
         stage(s)  # an unknown name fails before the directory is touched
     _check_new_dir(root)
+    executor = executor or make_executor(spec)  # a missing Ray fails here, before anything is written
     _preflight(spec, Layout(root), stages, console, estimate=preflight)
     with StudyLock(root):
         lay = init_study(spec, root)
@@ -190,6 +207,7 @@ def run_stages(root: str | Path, stages: list[str], console=None, executor=None,
     """Run stages of an existing study directory (its ``study.yaml`` is the spec)."""
     lay = Layout(Path(root))
     spec = load_resolved(lay)
+    executor = executor or make_executor(spec)
     _preflight(spec, lay, stages, console, estimate=preflight)
     with StudyLock(lay.root):
         return Runner(lay, spec, console, executor).run(stages)

@@ -2,6 +2,9 @@
 the fix, no traceback — and nothing that already existed is changed."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,7 @@ CASES = [
     ("spec-world-arg-range", ["study", "--preset", "smoke", "--set", "world=modular", "--set", "world_args.p=100000", "--out", "{T}/s"], "world_args.p: 100000 is out of range; allowed: 3 ≤ p ≤ 4,096"),
     ("spec-probe-too-few-sequences", ["study", "--preset", "smoke", "--set", "probe.n_sequences=2", "--out", "{T}/s"], "probe.n_sequences"),
     ("spec-eval-zero-batch", ["study", "--preset", "smoke", "--set", "eval.batch_size=0", "--out", "{T}/s"], "eval.batch_size"),
+    ("spec-unknown-executor", ["study", "--preset", "smoke", "--executor", "slurm", "--out", "{T}/s"], "executor: Input should be 'local' or 'ray'"),
     ("spec-explain-negative-seed", ["study", "--preset", "smoke", "--set", "explain.seed=-1", "--out", "{T}/s"], "explain.seed"),
     ("resource-data-beyond-disk", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1000000", "--out", "{T}/s"], "on disk"),
     ("resource-data-beyond-memory", ["study", "--preset", "smoke", "--set", "train.steps=300000", "--set", "train.batch_size=1024", "--set", "train.checkpoint_every=100000", "--out", "{T}/s"], "needs about"),
@@ -112,3 +116,18 @@ def test_catalogue_has_at_least_30_cases():
     assert len(CASES) >= 30
     kinds = {c[0].split("-")[0] for c in CASES}
     assert {"spec", "corpus", "task", "labels", "model", "cli"} <= kinds
+
+
+def test_missing_ray_is_one_line_naming_the_extra(tmp_path: Path):
+    """`--executor ray` without the ray package (hidden here, installed or not): exit 2, one line naming the
+    extra, and nothing written. Its own test: the case needs a PYTHONPATH that hides the module."""
+    hide = tmp_path / "hide" / "ray"
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(hide.parent), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "emergelab", "study", "--preset", "smoke", "--executor", "ray",
+                          "--out", str(tmp_path / "s")], capture_output=True, text=True, env=env, timeout=120)
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert len(errors) == 1 and "`pip install emergelab[ray]`" in errors[0], res.stderr
+    assert not (tmp_path / "s").exists()

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from emergelab.cli.app import app, console, stdout
-from emergelab.cli.stage_cmds import run_one
+from emergelab.cli.stage_cmds import EXECUTOR_HELP, run_one
 from emergelab.errors import UserError
 
 
@@ -50,11 +50,12 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory for measurements.parquet (with --model)."),
     data: Optional[Path] = typer.Option(None, "--data", help="A prepared study's data/ directory, for world tasks (dataset_path: world)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Requests per forward pass."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (bf16 changes log-likelihoods by ~1e-2)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or auto (bfloat16 where the CPU has bf16 units; bf16 changes log-likelihoods by ~1e-2)."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
     n_bootstrap: int = typer.Option(200, "--n-bootstrap", min=0, help="Bootstrap resamples for standard errors."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model directory's own Python code (only if you trust it)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="With STUDY_DIR: " + EXECUTOR_HELP),
 ) -> None:
     """Evaluate a study (STUDY_DIR: every task × k-shot on every checkpoint not yet evaluated), or one
     model: `emergelab evaluate --model DIR --task TASK.yaml [--k-shot 0,4] [--limit N] --out DIR`."""
@@ -63,7 +64,7 @@ def evaluate(
             raise UserError("pass a STUDY_DIR, or --model DIR --task TASK.yaml --out DIR to evaluate one model")
         if task or out or k_shot or limit or data:
             raise UserError("--task/--out/--k-shot/--limit/--data go with --model; a study evaluates the tasks of its spec (eval.tasks, eval.task_files)")
-        run_one("evaluate", study_dir)
+        run_one("evaluate", study_dir, executor)
         return
     if study_dir is not None:
         raise UserError("pass either STUDY_DIR or --model, not both")

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from emergelab.cli.app import app, console, stdout
-from emergelab.cli.stage_cmds import run_one
+from emergelab.cli.stage_cmds import EXECUTOR_HELP, run_one
 from emergelab.errors import UserError
 
 
@@ -45,6 +45,7 @@ def probe(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per forward pass."),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for measurements.parquet (standalone mode)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model directory's own Python code (only if you trust it)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="With STUDY_DIR: " + EXECUTOR_HELP),
 ) -> None:
     """Linear probes with control tasks: a study's probe stage, or any local model on labelled data.
 
@@ -54,7 +55,7 @@ def probe(
     if study_dir is not None:
         if model is not None or data is not None:
             raise UserError("give either STUDY_DIR or --model/--data, not both")
-        run_one("probe", study_dir)
+        run_one("probe", study_dir, executor)
         return
     if model is None or data is None or out is None:
         raise UserError("give a STUDY_DIR, or --model DIR --data FILE --out DIR to probe a model on labelled data")

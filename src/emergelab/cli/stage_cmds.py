@@ -8,12 +8,19 @@ from typing import Optional
 import typer
 
 from emergelab.cli.app import app, console
-from emergelab.study import read_spec, run_launched, run_stages, run_study
+from emergelab.errors import UserError
+from emergelab.layout import Layout
+from emergelab.study import load_resolved, make_executor, read_spec, run_launched, run_stages, run_study
+
+EXECUTOR_HELP = "local or ray (default: the study's executor; see `emergelab study --help`)."
 
 
-def run_one(stage: str, study_dir: Path) -> None:
+def run_one(stage: str, study_dir: Path, executor: str | None = None) -> None:
     """Run one stage of an existing study directory (lock, spec, incremental) and say what it did."""
-    did = run_stages(study_dir, [stage], console=console)
+    if executor not in (None, "local", "ray"):
+        raise UserError(f"--executor: {executor!r} is not an executor; allowed: local, ray")
+    ex = make_executor(load_resolved(Layout(study_dir)), executor) if executor else None
+    did = run_stages(study_dir, [stage], console=console, executor=ex)
     console.print(f"{stage}: {'nothing to do' if not did.get(stage) else f'{did[stage]} unit(s) done'}")
 
 
@@ -31,7 +38,8 @@ def prepare(
 
 
 @app.command()
-def train(study_dir: Path = typer.Argument(..., help="A study directory made by `emergelab prepare` or `study`.")) -> None:
+def train(study_dir: Path = typer.Argument(..., help="A study directory made by `emergelab prepare` or `study`."),
+          executor: Optional[str] = typer.Option(None, "--executor", help=EXECUTOR_HELP)) -> None:
     """Pretrain every rung of the ladder (resumes exactly where a killed run stopped).
 
     Runs unchanged under `accelerate launch` (DDP, one shard of every global batch per process).
@@ -43,4 +51,4 @@ def train(study_dir: Path = typer.Argument(..., help="A study directory made by 
         if main:
             console.print(f"train: {'nothing to do' if not n else f'{n} unit(s) done'} on {world} processes")
         return
-    run_one("train", study_dir)
+    run_one("train", study_dir, executor)

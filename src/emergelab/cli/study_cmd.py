@@ -18,6 +18,9 @@ def study(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study directory (default: studies/<name>)."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override: dotted.key=yaml-value (repeatable)."),
     stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of stages to run."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="Who runs the units: local (processes on this "
+                                           "machine) or ray (Ray tasks; RAY_ADDRESS or ray.address, else a local "
+                                           "instance). Default: the spec's executor (local)."),
     dry_run_: bool = typer.Option(False, "--dry-run", help="Print what the study would cost (units, disk, memory, "
                                                             "time) and stop; nothing is written to OUT."),
     no_preflight: bool = typer.Option(False, "--no-preflight", help="Skip the cost estimate and its disk and memory "
@@ -29,7 +32,7 @@ def study(
     first, and refuses a study that would not fit. Re-running computes only what is missing; a killed
     run resumes where it stopped.
     """
-    spec = read_spec(spec_file, preset, set_)
+    spec = read_spec(spec_file, preset, set_ + ([f"executor={executor}"] if executor else []))
     root = out or Path("studies") / spec.name
     chosen = [s.strip() for s in stages.split(",")] if stages else list(STAGES)
     if dry_run_:

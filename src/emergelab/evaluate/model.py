@@ -16,6 +16,7 @@ from emergelab.errors import UserError
 from emergelab.evaluate import masked, scoring
 from emergelab.models.checkpoint import quiet_transformers
 from emergelab.models.local import check_model_dir, load_config_and_tokenizer, load_pretrained, model_name
+from emergelab.models.precision import native_bf16
 
 Kind = Literal["causal", "masked"]
 _MASKED_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
@@ -216,9 +217,11 @@ def load_model_dir(path: str | Path, *, trust_remote_code: bool = False, dtype: 
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining
 
     path = check_model_dir(path)
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(dtype)
-    if torch_dtype is None:
-        raise UserError(f"--dtype {dtype!r} is not supported; use float32 or bfloat16")
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": None}.get(dtype, ...)
+    if torch_dtype is ...:
+        raise UserError(f"--dtype {dtype!r} is not supported; use float32, bfloat16 or auto")
+    if torch_dtype is None:  # auto: bf16 where this CPU computes it natively (models are scored on the CPU)
+        torch_dtype = torch.bfloat16 if native_bf16(torch.device("cpu"))[0] else torch.float32
     quiet_transformers()
     config, tokenizer = load_config_and_tokenizer(path, trust_remote_code=trust_remote_code)
     kind = kind_of(config)

@@ -60,6 +60,7 @@ def evaluate_model(model_dir: str | Path, tasks: list[str], out: str | Path, *, 
     for s, d in zip(specs, datas):
         check_documents(s, d.docs + (d.fewshot_docs if not d.same_split else []))
     lm = load_model_dir(model_dir, trust_remote_code=trust_remote_code, dtype=dtype)
+    dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")  # what auto chose is what is recorded
     lm.wrap_world = isinstance(lm, MaskedLM) and trains_nsp(Path(model_dir))
     if on_model is not None:
         on_model(lm)

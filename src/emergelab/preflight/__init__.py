@@ -57,6 +57,8 @@ class Plan:
     calibration: str = ""
     free_disk: int = 0
     available_memory: int = 0
+    #: the training precision and why (``train.bf16: auto`` depends on the machine), when training is left
+    precision: str = ""
 
     @property
     def disk_bytes(self) -> int:
@@ -77,6 +79,8 @@ class Plan:
         if self.seconds:
             parts = ", ".join(f"{k} {fmt_seconds(v)}" for k, v in self.seconds.items() if v >= 0.05)
             out.append(f"preflight: estimated wall time {fmt_seconds(self.total_seconds)} ({parts}); {self.calibration}")
+        if self.precision:
+            out.append(f"preflight: training in {self.precision}")
         return out
 
 
@@ -175,7 +179,16 @@ def plan(spec: StudySpec, lay: Layout, stages: list[str], *, use_cache: bool = T
            else "from this machine's cached calibration") if timing else ""
     return Plan({s: counts[s] for s in STAGE_ORDER if s in counts}, data, sum(new_ckpts.values()), ck_bytes, st_bytes,
                 peak, what, {s: seconds[s] for s in STAGE_ORDER if s in seconds and s in stages}, how,
-                free_disk(lay.root), available_memory())
+                free_disk(lay.root), available_memory(), _precision(spec) if units["train"] else "")
+
+
+def _precision(spec: StudySpec) -> str:
+    from emergelab.train.accel import training_precision  # torch: only when there is training left
+
+    line = training_precision(spec.train.bf16, spec.train.device)
+    if spec.executor == "ray":
+        line += "; on this machine — each Ray task decides on its own and records it in the checkpoint manifest"
+    return line
 
 
 def _peak(spec: StudySpec, facts: WorldFacts, params: dict[str, int], units: dict, rung_of: dict[str, str]) -> tuple[int, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from emergelab.io import atomic_write_json, read_json
 from emergelab.spec import Rung, StudySpec
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: train.bf16 auto means bf16 on CPUs with bf16 units
 
 
 def cache_path() -> Path:
@@ -49,7 +49,7 @@ def rung_key(spec: StudySpec, rung: Rung, vocab_size: int) -> str:
     t = spec.train
     facts = {"rung": rung.model_dump(exclude={"name"}), "vocab": vocab_size, "objectives": spec.objectives,
              "batch": t.batch_size, "accum": t.grad_accum, "seq_len": t.seq_len, "threads": t.threads,
-             "bf16": str(t.bf16), "compile": t.compile, "eval_batch": spec.eval.batch_size}
+             "bf16": str(t.bf16), "device": t.device, "compile": t.compile, "eval_batch": spec.eval.batch_size}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -65,7 +65,9 @@ class TrainSpec(_Strict):
     checkpoint_every: int = Field(100, ge=1, le=MAX_STEPS, description="regular checkpoints after the log-spaced ones")
     log_spaced: bool = True
     log_every: int = Field(10, ge=1, le=MAX_STEPS)
-    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast: auto = on where the GPU supports it, off on CPU")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast: auto = on where the device computes bf16 "
+                                                            "natively (CUDA with bf16, a CPU with AVX512-BF16/AMX), else fp32")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device: auto = CUDA when visible, else CPU")
     threads: int = Field(1, ge=1, le=1024, description="torch threads per training process")
     workers: int = Field(2, ge=1, le=1024, description="rungs trained in parallel processes")
     compile: bool = Field(False, description="torch.compile the model (slow first step per shape; cached on disk)")
@@ -176,6 +178,13 @@ LadderEntry = Annotated[Annotated[Rung, Tag("-rung")] | Annotated[ExternalModel,
                         Discriminator(lambda v: "-model" if is_external_entry(v) else "-rung")]
 
 
+class RaySpec(_Strict):
+    """Where ``executor: ray`` sends the units (how a study runs, not what it computes: not in the spec hash)."""
+
+    address: str | None = Field(None, description="a running cluster (host:port or ray://…); default: RAY_ADDRESS, "
+                                                  "else a local Ray instance started for the study")
+
+
 class StudySpec(_Strict):
     """Everything that defines a study. Same spec + same seed = same numbers."""
 
@@ -200,6 +209,8 @@ class StudySpec(_Strict):
     finetune: FinetuneOptions | None = Field(None, description="the finetune stage; absent: not run")
     mechanisms: list[MechanismLink] | None = Field(
         None, description="links of the mechanism map beside the world's own (which latents bear on which capability)")
+    executor: Literal["local", "ray"] = Field("local", description="who runs the units: local processes, or Ray tasks")
+    ray: RaySpec | None = Field(None, description="the Ray cluster (executor: ray)")
 
     @field_validator("objectives")
     @classmethod
@@ -368,21 +379,37 @@ def checkpoint_steps(steps: int, every: int, log_spaced: bool = True) -> list[in
     return sorted(out)
 
 
+#: keys that say how a study runs or is explained, not what it computes: never hashed (a study started
+#: locally continues on Ray)
+RUNTIME_KEYS = ("executor", "ray", "explain")
+# ``explain``: its options change only the explanations, which the explain stage redoes when they change
+# (its stamp records them); the hash names what the checkpoints and measurements were computed from
+#: keys added after studies existed, left out at their default so that those studies keep their hash
+_DROPPED_AT_DEFAULT = {("finetune",): None, ("seeds",): None, ("mechanisms",): None, ("executor",): "local",
+                       ("ray",): None, ("train", "device"): "auto"}
+
+
 def plain(spec: StudySpec) -> dict:
-    """The spec as JSON data; an absent finetune section is left out, so specs written before the
-    section existed keep their hash (and their study directories stay valid)."""
+    """The spec as JSON data; sections and keys added later (finetune, executor, ray, train.device) are
+    left out at their default, so specs written before they existed keep their hash (and their study
+    directories stay valid)."""
     data = spec.model_dump(mode="json")
-    for key in ("finetune", "seeds", "mechanisms"):  # sections added later: absent, they leave older specs' hashes alone
-        if data.get(key) is None:
-            data.pop(key, None)
-    if data["probe"].get("data") is None:  # probe.data (issue 19) absent: its options leave older hashes alone
+    for path, default in _DROPPED_AT_DEFAULT.items():
+        *parents, key = path
+        holder = data
+        for p in parents:
+            holder = holder[p]
+        if holder.get(key, default) == default:
+            holder.pop(key, None)
+    if data["probe"].get("data") is None:  # probe.data (suites) absent: its options leave older hashes alone
         for key in ("data", "data_task", "text_column", "label_column"):
             data["probe"].pop(key, None)
     return data
 
 
 def spec_hash(spec: StudySpec) -> str:
-    blob = json.dumps(plain(spec), sort_keys=True).encode()
+    data = {k: v for k, v in plain(spec).items() if k not in RUNTIME_KEYS}
+    blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

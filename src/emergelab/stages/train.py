@@ -42,4 +42,13 @@ def total(spec: StudySpec, units: list[Unit]) -> int:
     return spec.train.steps
 
 
-STAGE = Stage("train", todo, run, total=total)
+def preflight(spec: StudySpec, lay: Layout) -> None:
+    """``train.device: cuda`` without a visible GPU fails before anything runs (under Ray, the tasks'
+    machines decide, so only the cluster's GPU count is checked, by the executor)."""
+    if spec.train.device == "cuda" and spec.executor == "local":
+        from emergelab.train.accel import check_device  # torch: only for a CUDA study
+
+        check_device("cuda")
+
+
+STAGE = Stage("train", todo, run, total=total, preflight=preflight)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from emergelab.errors import UserError
+from emergelab.models.precision import native_bf16
 
 #: tracker name (spec ``train.trackers``) -> the package it needs
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
@@ -60,17 +61,26 @@ def refuse(kind: str) -> None:
                     "see docs/scaling.md")
 
 
-def make_accelerator(trackers: list[str], logs: Path):
-    """An Accelerator on the launched device(s); trackers other than TensorBoard (which the loop writes
-    itself, so that a resumed run can purge the steps it redoes) go through accelerate."""
+def check_device(device: str) -> None:
+    """``train.device: cuda`` on a machine (or a Ray task) that sees no CUDA device is a one-line error."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device is cuda but no CUDA device is visible here (torch.cuda.is_available() is False; "
+                        f"torch {torch.__version__}); install a CUDA build of torch, or set train.device to auto or cpu")
+
+
+def make_accelerator(trackers: list[str], logs: Path, device: str = "auto"):
+    """An Accelerator on the launched device(s) (``device``: auto = CUDA when visible; cpu; cuda); trackers
+    other than TensorBoard (which the loop writes itself, so that a resumed run can purge the steps it
+    redoes) go through accelerate."""
     from accelerate import Accelerator
 
     check_trackers(trackers)
+    check_device(device)
     if requested := requested_kind():
         refuse(requested)
     others = [t for t in trackers if t != "tensorboard"]
     # launched processes without a GPU: accelerate uses gloo on the CPU only when asked to (``cpu=True``)
-    cpu = launched_processes() > 1 and not torch.cuda.is_available()
+    cpu = device == "cpu" or (launched_processes() > 1 and not torch.cuda.is_available())
     acc = Accelerator(cpu=cpu, log_with=others or None, project_dir=str(logs))
     kind = str(acc.distributed_type).split(".")[-1]
     if kind in UNSUPPORTED:
@@ -78,11 +88,25 @@ def make_accelerator(trackers: list[str], logs: Path):
     return acc
 
 
+def bf16_choice(setting: bool | str, device: torch.device) -> tuple[bool, str]:
+    """Whether to train under bf16 autocast, and why (the reason is printed and kept in the manifest).
+    ``auto``: on where the device computes bf16 natively (``models.precision``), fp32 elsewhere."""
+    if setting != "auto":
+        return bool(setting), f"train.bf16 is {str(bool(setting)).lower()}"
+    ok, why = native_bf16(device)
+    return ok, f"train.bf16 auto: {why}"
+
+
+def training_precision(setting: bool | str, device: str = "auto") -> str:
+    """One line for the preflight: the precision this machine would train in, and why."""
+    on_cuda = device != "cpu" and torch.cuda.is_available()
+    bf16, why = bf16_choice(setting, torch.device("cuda" if on_cuda else "cpu"))
+    return f"{'bf16 autocast' if bf16 else 'fp32'} on {'cuda' if on_cuda else 'cpu'} ({why})"
+
+
 def use_bf16(setting: bool | str, device: torch.device) -> bool:
-    """``auto``: bf16 autocast on GPUs that support it, fp32 elsewhere (CPUs without bf16 units are slower with it)."""
-    if setting == "auto":
-        return device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return bool(setting)
+    """Whether bf16 autocast is on (see ``bf16_choice``)."""
+    return bf16_choice(setting, device)[0]
 
 
 def shard(n_rows: int, n_processes: int, index: int) -> slice:

@@ -52,7 +52,8 @@ def time_rung(spec: StudySpec, rung: Rung, vocab_size: int, *, warmup: int = 2, 
     rng = np.random.default_rng(0)
     with TemporaryDirectory() as tmp:
         lay = Layout(Path(tmp))
-        acc = make_accelerator([], lay.logs(rung.name))
+        # a driver without the GPU its Ray tasks will train on calibrates on what it has
+        acc = make_accelerator([], lay.logs(rung.name), t.device if t.device != "cuda" or torch.cuda.is_available() else "auto")
         objective = training_objective(spec, tok)
         step_module = acc.prepare(StepModule(model, objective))
         run = RungRun(spec, lay, rung, spec.seed, acc, tok, synthetic_rows(spec, len(tok), per_step * (warmup + steps), rng),

@@ -28,7 +28,7 @@ from emergelab.models.init import initialise
 from emergelab.objectives import make_objective
 from emergelab.objectives.clm_fused import FusedCausalLM
 from emergelab.spec import Rung, StudySpec
-from emergelab.train.accel import check_divisible, make_accelerator, shard, take_rows, use_bf16
+from emergelab.train.accel import bf16_choice, check_divisible, make_accelerator, shard, take_rows
 from emergelab.train.schedule import lr_at
 from emergelab.train.state import load_state, save_state
 
@@ -174,7 +174,7 @@ def _open(spec: StudySpec, lay: Layout, rung: Rung, seed: int) -> RungRun:
         raise UserError(f"{lay.data} holds {rows['input_ids'].shape[0]} training rows but {t.steps} steps need "
                         f"{t.steps * per_step}; delete {lay.data} and re-run `emergelab prepare`")
     name = spec.run_name(rung.name, seed)
-    acc = make_accelerator(t.trackers, lay.logs(name))
+    acc = make_accelerator(t.trackers, lay.logs(name), t.device)
     check_divisible(t.batch_size, acc.num_processes)
     steps = spec.checkpoint_steps()
     valid = {s for s, p in ckpt.list_checkpoints(lay.checkpoints(name)).items() if s in steps and ckpt.is_valid(p)}
@@ -208,13 +208,24 @@ def _build(run: RungRun, missing: list[int]) -> None:
     else:
         torch.manual_seed(run.seed)
     run.state_step = state["step"] if state else -1
-    run.bf16 = use_bf16(t.bf16, run.acc.device)
+    run.bf16, why = _precision(run, t.bf16)
     data_sha = manifest.get("replicate_train_sha256", {}).get(str(run.seed), manifest["train_sha256"])
     run.base = {"run": f"{spec.name}/{run.name}", "rung": rung.name, **({"seed": run.seed} if spec.seeds else {}),
                 "n_params": n_params, "n_params_nonembedding": n_ne, "spec_hash": spec.hash(), "data_order_hash": data_sha,
                 "flops_per_token": flops_per_token(n_ne, rung.n_layer, rung.d_model, t.seq_len),
                 "n_layer": rung.n_layer, "d_model": rung.d_model, "objectives": spec.objectives, "init": spec.init,
-                "global_batch": run.per_step, "seq_len": t.seq_len, "bf16": run.bf16}
+                "global_batch": run.per_step, "seq_len": t.seq_len, "bf16": run.bf16, "bf16_reason": why,
+                "device": run.acc.device.type}
+
+
+def _precision(run: RungRun, setting: bool | str) -> tuple[bool, str]:
+    """bf16 autocast or fp32, and why. A resumed rung keeps the precision its checkpoints were trained in
+    under ``auto`` (an exact resume; and a ladder trained before auto meant bf16 on this CPU stays fp32)."""
+    if setting == "auto" and run.start:
+        man = ckpt.read_manifest(run.lay.checkpoint(run.name, run.start))
+        if "bf16" in man:
+            return bool(man["bf16"]), man.get("bf16_reason", "train.bf16 auto: fp32, as the checkpoints resumed from")
+    return bf16_choice(setting, run.acc.device)
 
 
 def _start_logs(run: RungRun, log_path: Path, progress):
