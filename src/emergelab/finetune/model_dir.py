@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from emergelab.errors import UserError
-from emergelab.io import sha256_file
 from emergelab.models.local import check_model_dir as check_local_dir
 from emergelab.models.local import model_name
+from emergelab.models.local import weights_sha256 as weights_digest
 
 #: model types whose sequence head reads the last token: they need a pad token to find it
 CAUSAL_TYPES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "phi", "phi3", "opt", "gptj", "olmo", "smollm3")
@@ -46,17 +45,6 @@ def quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
-
-
-def weights_digest(path: Path) -> str:
-    """sha256 of ``model.safetensors``, or of the shards' hashes in name order for a sharded model."""
-    files = sorted(path.glob("*.safetensors"))
-    if len(files) == 1:
-        return sha256_file(files[0])
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + sha256_file(f).encode())
-    return h.hexdigest()
 
 
 def check_model_dir(path: str | Path) -> BaseModel:

@@ -9,13 +9,11 @@ is one line naming the fix.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from emergelab.errors import UserError
-from emergelab.io import sha256_file
 from emergelab.models.local import check_model_dir
 
 #: what a checkpoint needs: config, tokenizer and safetensors weights (never ``*.bin``/``*.pt`` pickles)
@@ -113,17 +111,6 @@ def fetch(src: Source) -> Path:
                             "once in a trusted environment, or pick a revision that has model.safetensors")
         return check_model_dir(path)
     return check_model_dir(src.ref)
-
-
-def weights_sha256(path: Path) -> str:
-    """sha256 of ``model.safetensors`` (as an emergelab checkpoint records it), or of the shards' hashes in name order."""
-    files = sorted(Path(path).glob("*.safetensors"))
-    if len(files) == 1:
-        return sha256_file(files[0])
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + sha256_file(f).encode())
-    return h.hexdigest()
 
 
 def recorded_step(path: Path) -> int | None:

@@ -5,10 +5,12 @@ code runs only when the user passes ``--trust-remote-code``. Anything missing is
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from emergelab.errors import UserError
+from emergelab.io import sha256_file
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
 _GENERIC_NAMES = {"model", "models", "checkpoint", "final", "hf", "weights"}
@@ -32,6 +34,17 @@ def check_model_dir(path: str | Path) -> Path:
     if not any((path / f).is_file() for f in TOKENIZER_FILES):
         raise UserError(f"{path} has no tokenizer (tokenizer.json or vocab files); save it there with tokenizer.save_pretrained(dir)")
     return path
+
+
+def weights_sha256(path: Path) -> str:
+    """sha256 of ``model.safetensors`` (as an emergelab checkpoint records it), or of the shards' hashes in name order."""
+    files = sorted(Path(path).glob("*.safetensors"))
+    if len(files) == 1:
+        return sha256_file(files[0])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + sha256_file(f).encode())
+    return h.hexdigest()
 
 
 def model_name(path: Path) -> str:

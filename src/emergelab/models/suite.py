@@ -11,7 +11,8 @@ from pathlib import Path
 
 from emergelab.errors import UserError
 from emergelab.models import audit
-from emergelab.models.hub import Source, entry_sources, fetch, recorded_step, weights_sha256
+from emergelab.models.hub import Source, entry_sources, fetch, recorded_step
+from emergelab.models.local import weights_sha256
 from emergelab.spec.suite import step_from_name
 
 

@@ -91,7 +91,8 @@ def local_path(ck: Checkpoint, lay: Layout) -> Path:
         path = lay.checkpoint(ck.run, ck.step)
         ckpt.verify_checkpoint(path)
         return path
-    from emergelab.models.hub import Source, fetch, weights_sha256
+    from emergelab.models.hub import Source, fetch
+    from emergelab.models.local import weights_sha256
 
     ext = ck.external
     path = fetch(Source(ext["ref"], ext["revision"], ext["local"]))
