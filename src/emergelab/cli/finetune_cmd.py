@@ -52,33 +52,20 @@ def finetune_cmd(
     [bold]emergelab.finetune.load_finetuned(OUT)[/bold]). Several: a sample-efficiency sweep, e.g.
     [bold]--labels 16,64,256,all --seeds 3[/bold], with a mean ± std summary.
     """
-    from dataclasses import replace
-
     from emergelab.corpus.labelled import TASKS, load_labelled
-    from emergelab.finetune.config import FinetuneConfig
-    from emergelab.finetune.sampling import parse_label_counts
+    from emergelab.finetune.model_dir import check_model_dir
     from emergelab.io import StudyLock
 
-    if task not in TASKS:
+    if task not in TASKS:  # the checks that need no model or data come first
         raise UserError(f"--task must be classify or tag, got {task!r}")
-    methods = _split(method)
-    if not methods:
-        raise UserError("--method needs at least one of full, lora, adalora, ia3, adapter")
-    counts = parse_label_counts(labels)
+    methods, counts, config = _plan(method, labels, dict(
+        epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, batch_size=batch_size, max_length=max_length,
+        lora_r=lora_r, adapter_kind=adapter_kind, target_modules=tuple(_split(target_modules)) or None,
+        from_scratch=from_scratch, trust_remote_code=trust_remote_code))
     seed_list = list(range(seed, seed + seeds))
-    config = FinetuneConfig(
-        method=methods[0], epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, batch_size=batch_size,
-        max_length=max_length, lora_r=lora_r, adapter_kind=adapter_kind,
-        target_modules=tuple(_split(target_modules)) or None, from_scratch=from_scratch,
-        trust_remote_code=trust_remote_code,
-    )
-    for m in methods[1:]:
-        replace(config, method=m)  # refuse an unknown method before loading anything
     single = len(methods) == 1 and len(counts) == 1 and len(seed_list) == 1
     if export is not None and not single:
         raise UserError("--export needs a single run (one --method, one --labels value, --seeds 1)")
-    from emergelab.finetune.model_dir import check_model_dir
-
     check_model_dir(model)  # a bad model directory fails before the data is read
     train = load_labelled(data, task=task, text_column=text_column, label_column=label_column)
     evald = (load_labelled(eval_data, task=task, text_column=text_column, label_column=label_column, min_classes=1)
@@ -93,6 +80,23 @@ def finetune_cmd(
             _sweep(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list,
                    eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights)
     console.print(f"wall time {time.perf_counter() - t0:.1f} s")
+
+
+def _plan(method: str, labels: str, settings: dict):
+    """(methods, label counts, the first method's config); every method is checked before anything loads."""
+    from dataclasses import replace
+
+    from emergelab.finetune.config import FinetuneConfig
+    from emergelab.finetune.sampling import parse_label_counts
+
+    methods = _split(method)
+    if not methods:
+        raise UserError("--method needs at least one of full, lora, adalora, ia3, adapter")
+    counts = parse_label_counts(labels)
+    config = FinetuneConfig(method=methods[0], **settings)
+    for m in methods[1:]:
+        replace(config, method=m)  # refuse an unknown method before loading anything
+    return methods, counts, config
 
 
 def _quiet() -> None:

@@ -198,9 +198,13 @@ def read_corpus(source: str | Path, *, column: str = "text", doc_split: str = "a
             raise UserError(f"cannot load the datasets directory {path}: {' '.join(str(exc).split())[:200]}") from None
         docs = _datasets_documents(ds, column, str(path), split)
         return _nonempty(RawCorpus(docs, str(path), n_files=1), path)
+    return _read_files(path, column, doc_split)
+
+
+def _read_files(path: Path, column: str, doc_split: str) -> RawCorpus:
+    """The documents of a file, or of every file of a folder (binary, empty and foreign files skipped)."""
     files = _corpus_files(path) if path.is_dir() else [path]
     corpus = RawCorpus([], str(path))
-    many = len(files) > 1
     table_errors: list[UserError] = []
     for f in files:
         try:
@@ -211,29 +215,34 @@ def read_corpus(source: str | Path, *, column: str = "text", doc_split: str = "a
         if path.is_dir() and f.suffix.lower() != ".parquet" and (not raw.strip() or binary):
             corpus.skipped_files.append(str(f.relative_to(path)))  # index files, images … beside the texts
             continue
-        if f.suffix.lower() in _TABLE_SUFFIXES:
-            text, n_bad = (None, 0) if f.suffix.lower() == ".parquet" else decode_bytes(raw, str(f))
-            try:
-                docs = _table_documents(text, f, column)
-            except UserError as exc:
-                if not path.is_dir():
-                    raise
-                table_errors.append(exc)  # package.json & co. beside the texts; an error if nothing else is found
-                corpus.skipped_files.append(str(f.relative_to(path)))
-                continue
-            corpus.n_replaced_chars += n_bad
-        else:
-            text, n_bad = decode_bytes(raw, str(f))
-            corpus.n_replaced_chars += n_bad
-            if is_tagged(text):
-                text = strip_tags(text)
-                corpus.tagged_files += 1
-            docs = _file_documents(text, doc_split, many)
+        try:
+            docs = _one_file(corpus, f, raw, column, doc_split, many=len(files) > 1)
+        except UserError as exc:
+            if not path.is_dir() or f.suffix.lower() not in _TABLE_SUFFIXES:
+                raise
+            table_errors.append(exc)  # package.json & co. beside the texts; an error if nothing else is found
+            corpus.skipped_files.append(str(f.relative_to(path)))
+            continue
         corpus.documents += docs
         corpus.n_files += 1
     if not corpus.documents and table_errors:
         raise table_errors[0]
     return _nonempty(corpus, path)
+
+
+def _one_file(corpus: RawCorpus, f: Path, raw: bytes, column: str, doc_split: str, *, many: bool) -> list[str]:
+    """One file's documents (a table's rows, or plain text cut by ``doc_split``); counts go to ``corpus``."""
+    if f.suffix.lower() in _TABLE_SUFFIXES:
+        text, n_bad = (None, 0) if f.suffix.lower() == ".parquet" else decode_bytes(raw, str(f))
+        docs = _table_documents(text, f, column)
+        corpus.n_replaced_chars += n_bad
+        return docs
+    text, n_bad = decode_bytes(raw, str(f))
+    corpus.n_replaced_chars += n_bad
+    if is_tagged(text):
+        text = strip_tags(text)
+        corpus.tagged_files += 1
+    return _file_documents(text, doc_split, many)
 
 
 def _corpus_files(folder: Path) -> list[Path]:

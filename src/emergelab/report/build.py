@@ -103,40 +103,54 @@ def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
     lay = Layout(Path(study_dir))
     df = read_table(lay.measurements)
     expl = read_json(lay.explanations) if lay.explanations.exists() else {}
-    timings = read_json(lay.timings) if lay.timings.exists() else {}
-    fits = _fit_curves(expl)
-    sections = []
-    sections.append(("Answer", headline(expl)))
-
-    versions = {}
-    ck = sorted(lay.root.glob("runs/*/checkpoints/*/checkpoint.json"))
-    if ck:
-        versions = read_json(ck[-1]).get("versions", {})
-    study_html = (
-        f"<p>Study directory <code>{html.escape(str(lay.root))}</code>; machine {html.escape(platform.machine())}, "
-        f"{html.escape(platform.system())}; versions {html.escape(json.dumps(versions))}.</p>"
-        + (_table([[html.escape(k), f"{v:.1f} s"] for k, v in timings.items()], ["stage", "wall time (last run)"])
-           if timings else "")
-        + f"<details><summary>Resolved spec</summary><pre>{html.escape(spec_text)}</pre></details>")
-    sections.append(("The study", study_html))
+    tasks = [t for t in sorted(df[(df.source == "eval")].task.unique()) if t != "heldout"]
+    sections = [("Answer", headline(expl)), ("The study", _study_section(lay, spec_text))]
     if lay.suite_audit.exists():  # an external suite: what each checkpoint is, and what the audit flags
         sections.append(("Suite integrity", suite_section(read_json(lay.suite_audit))))
     sections.append(("Training", _img(F.training_loss(df))))
+    sections.append(("Capabilities", _capabilities_section(df, tasks, _fit_curves(expl))))
+    sections.append(("Verdicts", _verdicts_section(expl)))
+    sections.append(("Latent variables", _latents_section(df, expl, tasks)))
+    heads = _img(F.head_scores(df))
+    if heads:
+        sections.append(("Attention heads", heads))
+    ft = finetune_section(df, lambda title, uri, alt: _img(F.Figure(title, uri, alt)))
+    if ft:
+        sections.append(("Fine-tuning", ft))
+    for i, _ in enumerate(sections):  # test hook: a kill while the page is being assembled
+        faults.point(lay.report.parent / f"section-{i}")
+    atomic_write_text(lay.report, page(f"emergelab report — {lay.root.name}", sections))
+    return lay.report
 
-    tasks = [t for t in sorted(df[(df.source == "eval")].task.unique()) if t != "heldout"]
+
+def _study_section(lay: Layout, spec_text: str) -> str:
+    timings = read_json(lay.timings) if lay.timings.exists() else {}
+    ck = sorted(lay.root.glob("runs/*/checkpoints/*/checkpoint.json"))
+    versions = read_json(ck[-1]).get("versions", {}) if ck else {}
+    return (f"<p>Study directory <code>{html.escape(str(lay.root))}</code>; machine {html.escape(platform.machine())}, "
+            f"{html.escape(platform.system())}; versions {html.escape(json.dumps(versions))}.</p>"
+            + (_table([[html.escape(k), f"{v:.1f} s"] for k, v in timings.items()], ["stage", "wall time (last run)"])
+               if timings else "")
+            + f"<details><summary>Resolved spec</summary><pre>{html.escape(spec_text)}</pre></details>")
+
+
+def _capabilities_section(df, tasks: list[str], fits: dict) -> str:
     cap = "".join(f"<h3>{html.escape(t)}</h3>" + "".join(_img(F.capability(df, t, m, fits)) for m in F.paired_metrics(df, t))
                   for t in tasks)
-    sections.append(("Capabilities", cap or "<p>No evaluation rows.</p>"))
+    return cap or "<p>No evaluation rows.</p>"
 
+
+def _verdicts_section(expl: dict) -> str:
     vrows = [[html.escape(v["task"]), html.escape(v["metric"]), html.escape(v["axis"]), html.escape(str(v.get("rung") or "all")),
               _fmt_verdict(v.get("verdict", ""), v.get("label")), html.escape(str(v.get("best_model") or "")),
               html.escape(v.get("evidence", ""))] for v in _verdict_rows(expl, ("params", "step", "flops", "loss"))]
-    sections.append(("Verdicts", _table(vrows, ["task", "metric", "axis", "rung", "verdict", "best model", "evidence"], "verdicts")
-                     if vrows else "<p>No verdicts.</p>"))
+    return (_table(vrows, ["task", "metric", "axis", "rung", "verdict", "best model", "evidence"], "verdicts")
+            if vrows else "<p>No verdicts.</p>")
 
-    latents = sorted(df[df.source == "probe"].task.unique())
+
+def _latents_section(df, expl: dict, tasks: list[str]) -> str:
     lat = ""
-    for latent in latents:
+    for latent in sorted(df[df.source == "probe"].task.unique()):
         lat += _img(F.probe_heatmaps(df, latent))
         if tasks:
             lat += _img(F.latent_vs_capability(df, latent, tasks[0], F.paired_metrics(df, tasks[0])[0]))
@@ -145,21 +159,7 @@ def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
         lat += _table([[html.escape(str(x.get(k, ""))) for k in ("latent", "task", "metric", "rung", "latent_onset",
                                                                  "capability_onset", "lead", "relation")] for x in leads],
                       ["latent", "task", "metric", "rung", "latent onset", "capability onset", "lead (steps)", "relation"])
-    sections.append(("Latent variables", lat or "<p>No probe rows.</p>"))
-    heads = _img(F.head_scores(df))
-    if heads:
-        sections.append(("Attention heads", heads))
-
-    ft = finetune_section(df, lambda title, uri, alt: _img(F.Figure(title, uri, alt)))
-    if ft:
-        sections.append(("Fine-tuning", ft))
-
-    for i, _ in enumerate(sections):  # test hook: a kill while the page is being assembled
-        faults.point(lay.report.parent / f"section-{i}")
-    title = f"emergelab report — {lay.root.name}"
-    out = lay.report
-    atomic_write_text(out, page(title, sections))
-    return out
+    return lat or "<p>No probe rows.</p>"
 
 
 def require_study(path: Path) -> None:

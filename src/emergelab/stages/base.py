@@ -81,7 +81,3 @@ def stamp_is_current(lay: Layout, name: str, outputs: list[Path], inputs: dict[s
 
 def write_stamp(lay: Layout, name: str, inputs: dict[str, Any]) -> None:
     atomic_write_json(lay.stamp(name), inputs)
-
-
-def noop_progress(*_args) -> None:
-    return None

@@ -33,14 +33,6 @@ from emergelab.train.schedule import lr_at
 from emergelab.train.state import load_state, save_state
 
 
-def rung_info(spec: StudySpec, rung, vocab_size: int) -> dict:
-    """Parameter counts and FLOPs per token of a rung, without training it."""
-    model = build_model(rung, vocab_size=vocab_size, seq_len=spec.train.seq_len, causal=spec.causal)
-    n, n_ne = count_params(model)
-    return {"n_params": n, "n_params_nonembedding": n_ne,
-            "flops_per_token": flops_per_token(n_ne, rung.n_layer, rung.d_model, spec.train.seq_len)}
-
-
 class StepModule(torch.nn.Module):
     """The model with its objective as one module: DDP must see the whole forward, which for MLM runs
     the encoder, then the vocabulary head on the selected positions only."""
