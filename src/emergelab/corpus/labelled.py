@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
-from emergelab.corpus.readers import decode_bytes
+from emergelab.corpus.readers import decode_bytes, json_lines
 from emergelab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -231,14 +231,7 @@ def _read_jsonl(text: str, path: Path) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); give JSON Lines, one object per line") from None
     else:
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.msg}); give one JSON object per line") from None
+        rows = json_lines(text, path)
     if not all(isinstance(r, dict) for r in rows):
         raise UserError(f"{path}: every JSON line must be an object with the text and label columns")
     if not rows:

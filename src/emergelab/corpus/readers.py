@@ -54,6 +54,18 @@ def decode_bytes(raw: bytes, where: str) -> tuple[str, int]:
         return text, text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
 
 
+def json_lines(text: str, where) -> list:
+    """The values of a JSON Lines text (blank lines skipped); a bad line is one UserError naming it."""
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{where}: line {lineno} is not valid JSON ({exc.msg}); give one JSON object per line") from None
+    return rows
+
+
 def is_tagged(text: str, lines: int = 20) -> bool:
     """Whether the text is ``word/TAG`` tokens (Brown, People's Daily): ≥ 90 % of the first tokens."""
     toks = []
@@ -135,13 +147,7 @@ def _table_documents(text: str | None, path: Path, column: str) -> list[str]:
             if stripped.startswith("["):
                 rows = json.loads(stripped)
             else:
-                rows = []
-                for lineno, line in enumerate((text or "").splitlines(), 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.msg}); give one JSON object per line") from None
+                rows = json_lines(text or "", path)
             if not all(isinstance(r, dict) for r in rows):
                 raise UserError(f"{path}: every JSON line must be an object with a {column!r} field")
             cols = list(dict.fromkeys(k for r in rows for k in r))
