@@ -14,7 +14,7 @@ from pathlib import Path
 
 _counts: dict[str, int] = {}
 
-_PARTS = {"eval": "evaluate", "probe": "probe", "heads": "probe", "train": "train", "finetune": "finetune"}
+_PARTS = {"eval": "evaluate", "probe": "probe", "heads": "probe", "mechanism": "mechanism", "train": "train", "finetune": "finetune"}
 _EXPLAIN_FILES = {"explanations.json", "measurements.parquet"}
 
 

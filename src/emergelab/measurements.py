@@ -28,7 +28,7 @@ SCHEMA: dict[str, str] = {
     "step": "int64",
     "tokens": "int64",
     "flops": "float64",
-    "source": "string",  # train | eval | probe | heads | finetune
+    "source": "string",  # train | eval | probe | heads | mechanism | finetune
     "task": "string",
     "k_shot": "int64",
     "layer": "int64",
@@ -40,7 +40,7 @@ SCHEMA: dict[str, str] = {
 }
 COLUMNS = list(SCHEMA)
 SORT_KEY = ["source", "task", "metric", "rung", "step", "k_shot", "layer", "seed"]
-SOURCES = ("train", "eval", "probe", "heads", "finetune")
+SOURCES = ("train", "eval", "probe", "heads", "mechanism", "finetune")
 
 _DEFAULTS = {"study": "", "rung": "", "n_params": 0, "step": 0, "tokens": 0, "flops": 0.0,
              "k_shot": 0, "layer": -1, "stderr": np.nan, "n": 0, "seed": 0}
@@ -130,3 +130,22 @@ METRICS: dict[str, tuple[bool, str]] = {
 #: Chance levels are stored as rows with ``metric = CHANCE_PREFIX + <metric>`` (e.g.
 #: ``chance/exact_match``), ``source="eval"``, ``rung=""`` and ``step=-1``, one per task.
 CHANCE_PREFIX = "chance/"
+
+#: Mechanism rows (``source="mechanism"``, ``task=<capability>``, ``layer``: where the intervention acted —
+#: the erased residual site, or the top ablated head's block) name what they measure in ``metric`` as
+#: ``<quantity>:<capability metric>:<signal>``: quantity ``drop`` (the capability's score without minus
+#: with the intervention, signed so that a loss of capability is positive), ``control_drop`` (the same
+#: for the control: as many random heads of the same layers, or a random subspace of the same rank) or
+#: ``specificity`` (drop − control_drop); the signal comes last and may itself hold ``:`` (a mixture's
+#: ``component:latent``). E.g. ``specificity:exact_match:heads/induction``.
+MECHANISM_QUANTITIES = ("drop", "control_drop", "specificity")
+
+
+def mechanism_metric(quantity: str, metric: str, signal: str) -> str:
+    return f"{quantity}:{metric}:{signal}"
+
+
+def parse_mechanism_metric(name: str) -> tuple[str, str, str] | None:
+    """(quantity, capability metric, signal) of a mechanism row's metric, or None if it is not one."""
+    parts = name.split(":", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[0] in MECHANISM_QUANTITIES else None

@@ -22,7 +22,7 @@ from emergelab.progress import RungProgress
 from emergelab.spec import StudySpec, dump_yaml, parse, spec_data
 from emergelab.stages.base import Stage, Unit
 
-STAGES = ("prepare", "train", "suite", "evaluate", "probe", "finetune", "explain", "report")
+STAGES = ("prepare", "train", "suite", "evaluate", "probe", "mechanism", "finetune", "explain", "report")
 
 
 def stage(name: str) -> Stage:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from emergelab.spec.explain import ExplainOptions
 from emergelab.spec.finetune import FinetuneOptions
+from emergelab.spec.mechanism import MechanismOptions
 from emergelab.spec.suite import ExternalModel, is_external_entry
 
 #: numpy's and torch's seeds are unsigned 32/64-bit: a seed is in [0, 2^32 − 1]
@@ -209,6 +210,7 @@ class StudySpec(_Strict):
     finetune: FinetuneOptions | None = Field(None, description="the finetune stage; absent: not run")
     mechanisms: list[MechanismLink] | None = Field(
         None, description="links of the mechanism map beside the world's own (which latents bear on which capability)")
+    mechanism: MechanismOptions = Field(default_factory=MechanismOptions, description="the mechanism stage's interventions")
     executor: Literal["local", "ray"] = Field("local", description="who runs the units: local processes, or Ray tasks")
     ray: RaySpec | None = Field(None, description="the Ray cluster (executor: ray)")
 
@@ -317,6 +319,17 @@ class StudySpec(_Strict):
             raise ValueError("finetune: give either task (a labelled task of the world) or data (a labelled file), not both")
         return self
 
+    @model_validator(mode="after")
+    def _control_heads_left(self) -> "StudySpec":
+        """A head-ablation control draws k other heads: every trained rung needs more than k heads."""
+        k = self.mechanism.k_heads
+        few = [r for r in self.ladder if isinstance(r, Rung) and r.n_layer * r.n_head <= k]
+        if self.mechanism.enabled and few:
+            r = few[0]
+            raise ValueError(f"mechanism.k_heads: {k} leaves no heads for the random control on rung {r.name} "
+                             f"({r.n_layer} layer(s) × {r.n_head} heads); choose k_heads < {r.n_layer * r.n_head}")
+        return self
+
     @property
     def causal(self) -> bool:
         return self.objectives == ["clm"]
@@ -386,6 +399,7 @@ RUNTIME_KEYS = ("executor", "ray", "explain")
 # (its stamp records them); the hash names what the checkpoints and measurements were computed from
 #: keys added after studies existed, left out at their default so that those studies keep their hash
 _DROPPED_AT_DEFAULT = {("finetune",): None, ("seeds",): None, ("mechanisms",): None, ("executor",): "local",
+                       ("mechanism",): MechanismOptions().model_dump(mode="json"),
                        ("ray",): None, ("train", "device"): "auto"}
 
 
