@@ -55,7 +55,7 @@ def test_result_is_strict_json_with_the_documented_keys(result):
         assert isinstance(c["evidence"], str) and c["evidence"]
         assert (c["onset"] is None) or c["verdict"] in ("emergent", "transient")
         assert c["verdict"] == "insufficient data" or 0 < c["verdict_share"] <= 1
-    assert result["schema_version"] == 2
+    assert result["schema_version"] == 3
     assert sum(result["summary"]["verdicts"].values()) == result["summary"]["n_curves"] == len(result["curves"])
 
 

@@ -18,7 +18,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.faults
 
 # writes per stage in the smoke study (upper bounds for the seeded choice of kill points)
-WRITES = {"prepare": 6, "train": 60, "evaluate": 30, "probe": 30, "finetune": 8, "explain": 3, "report": 6}
+WRITES = {"prepare": 6, "train": 60, "evaluate": 30, "probe": 30, "mechanism": 30, "finetune": 8, "explain": 3, "report": 6}
 POINTS = [(stage, k) for stage, n in WRITES.items()
           for k in sorted(random.Random(f"faults/{stage}").sample(range(1, n + 1), 3))]
 

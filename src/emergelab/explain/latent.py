@@ -99,11 +99,11 @@ def stays_above(v: np.ndarray, threshold: float, min_run: int = 2) -> np.ndarray
     return np.where(held, first, -1)
 
 
-def _onset(lat: str, axis: str, rung, xs, S, sig, n_params, threshold, n_rep, share, level, rng) -> dict:
-    """One latent onset from the (layers × checkpoints) selectivity S with its σ."""
+def _onset(lat: str, axis: str, rung, xs, S, sig, n_params, threshold, n_rep, share, level, rng, of: str = SELECTIVITY_OF) -> dict:
+    """One latent onset from the (layers × checkpoints) selectivity S with its σ (``of``: what S measures)."""
     best = median3(S.max(axis=0))
     i = int(stays_above(best, threshold)[0])
-    rec = {"latent": lat, "axis": axis, "rung": rung, "selectivity_of": SELECTIVITY_OF, "threshold": threshold,
+    rec = {"latent": lat, "axis": axis, "rung": rung, "selectivity_of": of, "threshold": threshold,
            "n_checkpoints": len(xs), "final_selectivity": float(S.max(axis=0)[-1]),
            "onset": None, "onset_ci": None, "persistence": None, "layer": None, "selectivity_at_onset": None,
            "first_checkpoint": False, "replicate_onsets": []}
@@ -125,7 +125,14 @@ def _onset(lat: str, axis: str, rung, xs, S, sig, n_params, threshold, n_rep, sh
 def latent_onsets(df: pd.DataFrame, threshold: float, n_rep: int = 0, share: float = 0.8,
                   level: float = 0.95, seed: int = 0) -> list[dict]:
     """Onset of each latent on the step axis of each rung, and on the params axis (final checkpoints)."""
-    pt = probe_table(df)
+    return table_onsets(probe_table(df), threshold, n_rep, share, level, seed)
+
+
+def table_onsets(pt: pd.DataFrame, threshold: float, n_rep: int = 0, share: float = 0.8, level: float = 0.95,
+                 seed: int = 0, of: str = SELECTIVITY_OF, salt: int = 0) -> list[dict]:
+    """Onsets of every signal of a (latent, rung, step, layer, n_params, value, sigma) table: per rung on the
+    step axis, and over the rungs' final checkpoints on the params axis. ``salt`` separates the replicate
+    streams of two tables (probe latents and head scores)."""
     out = []
     for k, ((lat, rung), g) in enumerate(pt.groupby(["latent", "rung"], sort=True)):
         S = g.pivot_table(index="layer", columns="step", values="value").sort_index(axis=1)
@@ -133,7 +140,7 @@ def latent_onsets(df: pd.DataFrame, threshold: float, n_rep: int = 0, share: flo
         S, sig = S.fillna(-np.inf).to_numpy(), sig.fillna(0.0).to_numpy()
         xs = np.array(sorted(g.step.unique()), dtype=float)
         out.append(_onset(lat, "step", str(rung), xs, S, sig, None, threshold, n_rep, share, level,
-                          np.random.default_rng([seed, 1, k])))
+                          np.random.default_rng([seed, 1, k] + ([salt] if salt else [])), of))
     for k, (lat, g) in enumerate(pt.groupby("latent", sort=True)):
         last = g[(g.step == g.groupby("rung").step.transform("max")) & (g.n_params > 0)]
         if last.rung.nunique() < 2:
@@ -142,7 +149,7 @@ def latent_onsets(df: pd.DataFrame, threshold: float, n_rep: int = 0, share: flo
         sig = last.pivot_table(index="layer", columns="n_params", values="sigma").reindex_like(S)
         xs = S.columns.to_numpy(float)
         out.append(_onset(lat, "params", None, xs, S.fillna(-np.inf).to_numpy(), sig.fillna(0.0).to_numpy(),
-                          None, threshold, n_rep, share, level, np.random.default_rng([seed, 2, k])))
+                          None, threshold, n_rep, share, level, np.random.default_rng([seed, 2, k] + ([salt] if salt else [])), of))
     return out
 
 

@@ -1,4 +1,4 @@
-"""The explain stage: measurement table in, ``explanations.json`` out (schema version 2).
+"""The explain stage: measurement table in, ``explanations.json`` out (schema version 3).
 
 ``explain_table(df, options, allowed=None) -> dict`` is pure; ``run_explain(measurements, out, options)``
 reads the table, calls it and writes the result atomically. ``allowed(latent, task) -> bool`` chooses
@@ -7,7 +7,7 @@ The decision procedure is ``docs/verdicts.md``. The result (plain floats, non-fi
 x values in the axis' own units — n_params, step, FLOPs or held-out loss)::
 
     {
-      "schema_version": 2,
+      "schema_version": 3,
       "options": {...ExplainOptions...},
       "summary": {"n_curves": int, "verdicts": {"smooth": int, "emergent": int, ..., "uncertain": int}},
       "curves": [{
@@ -37,7 +37,11 @@ x values in the axis' own units — n_params, step, FLOPs or held-out loss)::
                          "final_selectivity", "n_checkpoints", "threshold"}],
       "latent_leads": [{"latent", "task", "metric", "k_shot", "axis", "rung", "verdict", "latent_onset",
                         "latent_onset_ci", "capability_onset", "capability_ci", "lead", "lead_ci",
-                        "lead_decades", "relation": "lead|lag|simultaneous"}]
+                        "lead_decades", "relation": "lead|lag|simultaneous"}],
+      "mechanisms": [{"signal", "task", "metric", "k_shot", "axis": "step", "rung",
+                      "signature_onset": {"x", "ci"} | null, "capability_onset": {"x", "ci"} | null,
+                      "load_bearing_onset": {"x", "ci"} | null, "status": "observed|load-bearing|neither",
+                      "why"}]  (explain.mechanism; latent_onsets also holds head scores, latent "heads/<score>")
     }
 
 Fits, AICc and the BIG-bench and Wei et al. scores are evidence, never the definition. A fitted curve
@@ -59,6 +63,7 @@ from emergelab.explain.curves import (
     extract_curves,
 )
 from emergelab.explain.fit import fit_models, select
+from emergelab.explain.heads import head_onsets
 from emergelab.explain.induced import check_sentence, induce, metric_check, partner_of
 from emergelab.explain.latent import (
     Allowed,
@@ -68,6 +73,7 @@ from emergelab.explain.latent import (
     latent_onsets,
     linked,
 )
+from emergelab.explain.mechanism import add_evidence, mechanism_records
 from emergelab.explain.nonlinearity import nonlinearity_tests
 from emergelab.explain.onset import estimate_onset, x_of_t
 from emergelab.explain.scores import curve_scores
@@ -259,8 +265,11 @@ def explain_table(df: pd.DataFrame, options: ExplainOptions | dict | None = None
             finish(curve, rec, a, codes, opts, extra)
             rec.update(seed_agreement(curve, opts))
     onsets = latent_onsets(df, opts.threshold, opts.n_bootstrap, opts.verdict_share, opts.ci_level, opts.seed)
+    onsets += head_onsets(df, opts.head_threshold, opts.head_sigma, opts.n_bootstrap, opts.verdict_share, opts.ci_level, opts.seed)
     caps = [r for r in records if r["verdict"] in ("emergent", "transient") and r["axis"] in ("step", "params")]
     leads = latent_leads(onsets, caps, allowed or (linked if opts.leads == "linked" else any_pair), opts.ci_level)
+    mechanisms = mechanism_records(df, onsets, records, opts)
+    add_evidence(records, mechanisms)
     for r in onsets:
         r.pop("replicate_onsets")
     for r in records:
@@ -270,7 +279,8 @@ def explain_table(df: pd.DataFrame, options: ExplainOptions | dict | None = None
     nonlin = nonlinearity_tests(capability_points(df), lengths, opts.min_gain)
     out = {"schema_version": SCHEMA_VERSION, "options": opts.model_dump(mode="json"),
            "summary": {"n_curves": len(records), "verdicts": counts},
-           "curves": records, "nonlinearity": nonlin, "latent_onsets": onsets, "latent_leads": leads}
+           "curves": records, "nonlinearity": nonlin, "latent_onsets": onsets, "latent_leads": leads,
+           "mechanisms": mechanisms}
     return _clean(out)
 
 

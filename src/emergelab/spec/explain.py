@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: schema of explanations.json (docs/verdicts.md); a study's explanations are redone when it changes
-EXPLANATIONS_SCHEMA = 2
+EXPLANATIONS_SCHEMA = 3
 
 Axis = Literal["params", "step", "flops", "loss"]
 AXES: tuple[str, ...] = ("params", "step", "flops", "loss")
@@ -21,6 +21,14 @@ class ExplainOptions(BaseModel):
 
     axes: tuple[Axis, ...] = Field(AXES, description="Axes along which curves are extracted and judged.")
     threshold: float = Field(0.1, gt=0, le=1, description="Probe selectivity above which a latent counts as decodable.")
+    head_threshold: float = Field(
+        0.3, gt=0, le=1, description="Best head score (heads/<score>) above which an attention pattern counts as formed.")
+    head_sigma: float = Field(
+        0.02, gt=0, le=1, description="Nominal standard error of a head score (one seed; the floor of the across-seed spread).")
+    load_bearing_z: float = Field(
+        2.0, gt=0, le=100,
+        description="A link is load-bearing from the checkpoint after which the intervention's specificity stays "
+                    "above this many standard errors (and above min_gain).")
     n_bootstrap: int = Field(
         200, ge=0, le=10_000,
         description="Replicate curves drawn from the measurement uncertainty (and seeds) per curve: the "
