@@ -46,7 +46,7 @@ def result():
 def test_result_is_strict_json_with_the_documented_keys(result):
     json.dumps(result, allow_nan=False)
     assert set(result) == {"schema_version", "options", "summary", "curves", "nonlinearity", "latent_onsets",
-                           "latent_leads"}
+                           "latent_leads", "mechanisms"}
     axes = {(c["axis"], c["rung"]) for c in result["curves"]}
     assert {("params", None), ("flops", None), ("loss", None), ("step", "small"), ("step", "big")} <= axes
     for c in result["curves"]:

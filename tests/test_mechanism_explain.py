@@ -90,7 +90,7 @@ def test_load_bearing_onset_is_where_specificity_stays_significantly_positive():
 def test_mechanism_records_give_the_three_onsets_and_a_status():
     heads = np.where(STEPS[:, None] >= 27, 0.8, 0.05) * np.ones((1, 2))
     cap = _copy_curve()
-    spec = np.where(STEPS >= 464, 0.6, 0.0)  # removing the heads costs copying once it has formed
+    spec = np.where(STEPS >= 373, 0.6, 0.0)  # removing the heads costs copying once it has formed
     df = S.frame(S.step_rows("copy", "exact_match", STEPS, cap), head_rows("induction", STEPS, heads),
                  mech_rows("heads/induction", "copy", "exact_match", STEPS, spec, spec + 0.02),
                  mech_rows("in_repeat", "copy", "exact_match", STEPS, np.zeros(len(STEPS)), np.full(len(STEPS), 0.01)))
@@ -99,8 +99,8 @@ def test_mechanism_records_give_the_three_onsets_and_a_status():
     h = recs["heads/induction"]
     assert set(h) >= {"signal", "task", "metric", "axis", "rung", "signature_onset", "capability_onset",
                       "load_bearing_onset", "status", "why"}
-    assert h["status"] == "load-bearing" and h["load_bearing_onset"]["x"] == 464
+    assert h["status"] == "load-bearing" and h["load_bearing_onset"]["x"] == 373
     assert h["signature_onset"]["x"] == 27 and h["capability_onset"]["x"] == pytest.approx(10 ** 2.5, rel=0.25)
     assert recs["in_repeat"]["status"] == "neither" and recs["in_repeat"]["load_bearing_onset"] is None
     (curve,) = res["curves"]
-    assert "heads/induction load-bearing from step 464" in curve["evidence"] and "in_repeat neither" in curve["evidence"]
+    assert "heads/induction load-bearing from step 373" in curve["evidence"] and "in_repeat neither" in curve["evidence"]
