@@ -116,6 +116,12 @@ def _latent_conditions(model, probe, signal: str, spec, lay: Layout, rng) -> tup
     return (lambda: erase_at(model, best, eraser), lambda: erase_at(model, best, control), best)
 
 
+def _first(plan: tuple, n: int) -> tuple:
+    """A planned task cut to its first ``n`` examples at every k (the evaluate stage's prompts, fewer of them)."""
+    output_type, built = plan
+    return output_type, {k: (items[:n], cut) for k, (items, cut) in built.items()}
+
+
 def _score(lm, plans: dict, task: str, batch_size: int) -> dict[int, list[dict]]:
     """Per k, the per-example metrics of the task (the evaluate stage's scoring)."""
     from emergelab.evaluate.runner import score_items
@@ -159,7 +165,7 @@ def mechanism_checkpoint(ck: Checkpoint, spec, lay: Layout, tasks: dict, links: 
     lm = _study_model(model, tok, spec, f"{ck.rung}/step-{ck.step}", context_length(spec, ck, path, tok))
     probe = _probe_rows(lay, ck)
     weights = state_hash(model)
-    plans = {t: (ts, plan_task(lm, ts, data, shots)) for t, (ts, data, shots) in tasks.items()}
+    plans = {t: (ts, _first(plan_task(lm, ts, data, shots), spec.mechanism.n_examples)) for t, (ts, data, shots) in tasks.items()}
     base_fields = {"study": spec.name, "rung": ck.rung, "step": ck.step, **facts(ck, lay), "seed": ck.seed, "source": "mechanism"}
     bs, boot = spec.eval.batch_size, dict(n_boot=spec.eval.n_bootstrap, boot_seed=spec.seed)
     means = functools.cache(lambda: head_means(model, np.asarray(lay.data_dir.blocks("heldout")[:spec.mechanism.n_reference])))
