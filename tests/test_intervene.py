@@ -190,3 +190,28 @@ def test_erasure_hooks_the_residual_stream_and_leaves_the_weights():
     with torch.no_grad():
         assert not torch.allclose(logits, m(input_ids=torch.as_tensor(ids)).logits)
     assert state_hash(m) == before
+
+
+def test_erasure_and_ablation_hook_a_masked_model_too():
+    from transformers import BertForPreTraining
+
+    torch.manual_seed(0)
+    m = BertForPreTraining(BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                      intermediate_size=32, max_position_embeddings=12)).eval()
+    ids = np.random.default_rng(3).integers(0, 20, size=(30, 12))
+    with torch.no_grad():
+        hs = m(input_ids=torch.as_tensor(ids), output_hidden_states=True).hidden_states
+    for site in (0, 2):
+        assert np.allclose(record_site(m, site, ids), hs[site].numpy(), atol=1e-5)
+    e = fit_leace(record_site(m, 2, ids).reshape(-1, 16), (ids % 3).reshape(-1))
+    before = state_hash(m)
+    with erase_at(m, 2, e), torch.no_grad():
+        erased = m(input_ids=torch.as_tensor(ids), output_hidden_states=True).hidden_states[2]
+    assert np.allclose(erased.reshape(-1, 16).numpy(), e(hs[2].reshape(-1, 16)).numpy(), atol=1e-4)
+    means = head_means(m, ids)
+    assert means[1].shape == (4, 4)
+    with ablate_heads(m, {1: [0, 3]}, means=means), torch.no_grad():
+        changed = m(input_ids=torch.as_tensor(ids)).prediction_logits
+    with torch.no_grad():
+        assert not torch.allclose(changed, m(input_ids=torch.as_tensor(ids)).prediction_logits)
+    assert state_hash(m) == before
