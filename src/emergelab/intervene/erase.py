@@ -78,7 +78,7 @@ def _first(output) -> torch.Tensor:
 @torch.inference_mode()
 def record_site(model: torch.nn.Module, index: int, input_ids, *, batch_size: int = 32) -> np.ndarray:
     """The residual stream at site ``index`` for every token, float32 ``[B, T, d]``."""
-    ids = torch.as_tensor(np.asarray(input_ids), dtype=torch.long)
+    ids = torch.as_tensor(np.array(input_ids, dtype=np.int64))
     got: list[torch.Tensor] = []
     handle = residual_site(model, index).register_forward_hook(lambda m, a, out: got.append(_first(out).float().cpu()))
     body = getattr(model, "base_model", model)

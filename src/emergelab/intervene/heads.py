@@ -46,7 +46,7 @@ def head_means(model: torch.nn.Module, input_ids, *, batch_size: int = 32) -> di
     was = model.training
     model.eval()
     try:
-        _forward(model, torch.as_tensor(np.asarray(input_ids), dtype=torch.long), batch_size)
+        _forward(model, torch.as_tensor(np.array(input_ids, dtype=np.int64)), batch_size)  # a copy: memmaps are read-only
     finally:
         model.train(was)
         for h in handles:
