@@ -29,11 +29,6 @@ from emergelab.report.template import page
 AXIS_ORDER = {"params": 0, "step": 1, "flops": 2, "loss": 3}
 
 
-def _img(title: str, uri: str, alt: str) -> str:
-    return (f"<figure><img src='{uri}' alt='{html.escape(alt, quote=True)}'>"
-            f"<figcaption><b>{html.escape(title)}.</b> {html.escape(alt)}</figcaption></figure>")
-
-
 def _spec(lay: Layout, spec_text: str) -> dict:
     text = spec_text or (lay.spec.read_text() if lay.spec.exists() else "")
     try:
@@ -148,7 +143,7 @@ def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
     if lay.suite_audit.exists():  # an external suite: what each checkpoint is, and what the audit flags
         sections.append(("suite-integrity", "Suite integrity", suite_section(read_json(lay.suite_audit))))
     sections.append(("all-verdicts", "All verdicts", all_curves(expl)))
-    ft = finetune_section(df, _img)
+    ft = finetune_section(df)
     if ft:
         sections.append(("fine-tuning", "Fine-tuning", ft))
     sections.append(("the-study", "The study", _study_section(lay, spec_text)))

@@ -84,10 +84,21 @@ class Panels:
     """Draws one metric of one capability into subplots; ``curves[(metric, axis, rung)]`` are explain records."""
 
     def __init__(self, df: pd.DataFrame, cap: Capability):
-        self.df, self.cap = df, cap
+        ev = df[df.source == "eval"]
+        self.df, self.cap = ev[(ev.task == cap.task) | (ev.task == "heldout")], cap
         self.rungs = rung_order(df)
+        self._series: dict[str, Series] = {}
         self.curves = {(c["metric"], c["axis"], c.get("rung")): c for cell in cap.cells.values() for c in cell.curves}
         self._legend: set[str] = set()
+
+    def restart(self) -> None:
+        """A new figure: every legend group gets its entry again."""
+        self._legend = set()
+
+    def series(self, metric: str) -> Series:
+        if metric not in self._series:
+            self._series[metric] = series(self.df, self.cap.task, self.cap.k_shot, metric)
+        return self._series[metric]
 
     def colour(self, rung: str) -> str:
         return P.colour(self.rungs.index(rung) if rung in self.rungs else 0)
@@ -108,7 +119,6 @@ class Panels:
 
     def lines(self, fig, row: int, col: int, s: Series, metric: str, axis: str) -> None:
         """One line per rung (mean over seeds) with its ± band, and each seed's own thin line."""
-        import plotly.graph_objects as go
 
         nseed = s.seeds.seed.nunique()
         for rung in [r for r in self.rungs if r in set(s.agg.rung)]:
@@ -120,18 +130,17 @@ class Panels:
             if v.empty:
                 continue
             x, c = self._xs(axis, v), self.colour(rung)
-            fig.add_trace(P.band(x, v.value - v.se, v.value + v.se, c, rung), row=row, col=col)
+            fig.add(P.band(x, v.value - v.se, v.value + v.se, c, rung), row, col)
             seed = f"mean of {nseed} seeds" if nseed > 1 else f"seed {int(s.seeds.seed.iloc[0])}"
-            fig.add_trace(go.Scatter(x=x, y=v.value, mode="lines+markers", name=f"{rung} ({fmt.count(v.n_params.max())})",
+            fig.add(P.scatter(x=x, y=v.value, mode="lines+markers", name=f"{rung} ({fmt.count(v.n_params.max())})",
                                      legendgroup=rung, showlegend=self._shown(rung), line={"color": c, "width": 1.6},
                                      marker={"symbol": P.SYMBOLS[self.rungs.index(rung) % 8], "size": 5},
                                      text=[self._hover(r, metric, seed) for r in v.itertuples()],
-                                     hovertemplate="%{text}<extra></extra>"), row=row, col=col)
+                                     hovertemplate="%{text}<extra></extra>"), row, col)
             if nseed > 1:
                 self._seed_lines(fig, row, col, s, rung, metric, axis)
 
     def _seed_lines(self, fig, row, col, s: Series, rung: str, metric: str, axis: str) -> None:
-        import plotly.graph_objects as go
 
         for seed, v in s.seeds[s.seeds.rung == rung].groupby("seed"):
             v = v.sort_values("step")
@@ -140,23 +149,25 @@ class Panels:
             v = v.assign(se=v.stderr)
             x = self._xs(axis, v)
             group = f"seed {int(seed)}"
-            fig.add_trace(go.Scatter(x=x, y=v.value, mode="lines", name=group, legendgroup=group,
-                                     showlegend=self._shown(group), visible="legendonly",
+            if self._shown(group):  # the seed's legend entry, in grey: its lines take each rung's colour
+                fig.add(P.scatter(x=[None], y=[None], mode="lines", name=group, legendgroup=group, visible="legendonly",
+                                  legendrank=2000, line={"color": "#666666", "width": 1, "dash": "dot"}), row, col)
+            fig.add(P.scatter(x=x, y=v.value, mode="lines", name=group, legendgroup=group,
+                                     showlegend=False, visible="legendonly",
                                      line={"color": self.colour(rung), "width": 0.8, "dash": "dot"},
                                      text=[self._hover(r, metric, group) for r in v.itertuples()],
-                                     hovertemplate="%{text}<extra></extra>"), row=row, col=col)
+                                     hovertemplate="%{text}<extra></extra>"), row, col)
 
     def fit_and_onset(self, fig, row, col, curve: dict | None, group: str, c: str, y0: float, y1: float, axis: str) -> None:
-        import plotly.graph_objects as go
 
         if explains(curve):
             line = fit_line(curve)
             if line is not None:
                 x = P.step_x(line[0]) if axis == "step" else line[0]
-                fig.add_trace(go.Scatter(x=x, y=line[1], mode="lines", line={"color": c, "width": 1, "dash": "dash"},
+                fig.add(P.scatter(x=x, y=line[1], mode="lines", line={"color": c, "width": 1, "dash": "dash"},
                                          name=f"fit ({curve['best_model']})", legendgroup=group, showlegend=False,
                                          hovertemplate=f"fit: {curve['best_model']} (R² {fmt.num(curve['fits'][curve['best_model']]['r2'])})"
-                                                       "<extra></extra>"), row=row, col=col)
+                                                       "<extra></extra>"), row, col)
         o = (curve or {}).get("onset")
         if curve and curve.get("verdict") in ONSET_VERDICTS and o and o.get("x") is not None:
             where = f" ({curve['rung']})" if curve.get("rung") else ""
@@ -164,8 +175,8 @@ class Panels:
             ci = o.get("ci")
             tx = (lambda v: float(P.step_x([v])[0])) if axis == "step" else float
             if ci and None not in ci:
-                fig.add_trace(P.vspan(tx(ci[0]), tx(ci[1]), y0, y1, c, group, text), row=row, col=col)
-            fig.add_trace(P.vline(tx(o["x"]), y0, y1, c, group, text), row=row, col=col)
+                fig.add(P.vspan(tx(ci[0]), tx(ci[1]), y0, y1, c, group, text), row, col)
+            fig.add(P.vline(tx(o["x"]), y0, y1, c, group, text), row, col)
 
     def yrange(self, s: Series) -> tuple[float, float]:
         lo = (s.agg.value - s.agg.se.fillna(0)).min()
@@ -185,32 +196,31 @@ class Panels:
         else:
             self.fit_and_onset(fig, row, col, self.curves.get((metric, axis, None)), f"{axis} curve", "#444444", y0, y1, axis)
         if s.chance is not None:
-            fig.add_hline(y=s.chance, line={"color": "#999", "width": 1, "dash": "dot"}, row=row, col=col)
+            fig.hline(s.chance, row, col)
         title = fmt.AXIS_UNIT[axis] if xtitle else None
         if axis == "step":
             P.step_axis(fig, s.agg.step, row, col, title)
         elif axis == "params":
-            fig.update_xaxes(type="log", title_text=title, row=row, col=col)
+            fig.xaxis(row, col, title, type="log")
         elif axis == "flops":
-            fig.update_xaxes(type="log", exponentformat="power", title_text=title, row=row, col=col)
+            fig.xaxis(row, col, title, type="log", exponentformat="power")
         else:
-            fig.update_xaxes(autorange="reversed", title_text=title, row=row, col=col)
+            fig.xaxis(row, col, title, autorange="reversed")
 
     def params_panel(self, fig, row: int, col: int, s: Series, metric: str) -> None:
         """The final checkpoint of each rung against its parameter count (each rung its own point)."""
-        import plotly.graph_objects as go
 
         last = s.agg[s.agg.step == s.agg.groupby("rung").step.transform("max")].sort_values("n_params")
-        fig.add_trace(go.Scatter(x=last.n_params, y=last.value, mode="lines", line={"color": "#bbb", "width": 1},
-                                 hoverinfo="skip", showlegend=False, name="final checkpoints"), row=row, col=col)
+        fig.add(P.scatter(x=last.n_params, y=last.value, mode="lines", line={"color": "#bbb", "width": 1},
+                                 hoverinfo="skip", showlegend=False, name="final checkpoints"), row, col)
         nseed = s.seeds.seed.nunique()
         for r in last.itertuples():
             c = self.colour(r.rung)
-            fig.add_trace(go.Scatter(x=[r.n_params], y=[r.value], mode="markers", legendgroup=r.rung, showlegend=False,
+            fig.add(P.scatter(x=[r.n_params], y=[r.value], mode="markers", legendgroup=r.rung, showlegend=False,
                                      name=r.rung, marker={"color": c, "size": 8, "symbol": P.SYMBOLS[self.rungs.index(r.rung) % 8]},
                                      error_y={"type": "data", "array": [0 if not np.isfinite(r.se) else r.se], "color": c},
                                      text=[self._hover(r, metric, f"mean of {nseed} seeds" if nseed > 1 else "final step")],
-                                     hovertemplate="%{text}<extra></extra>"), row=row, col=col)
+                                     hovertemplate="%{text}<extra></extra>"), row, col)
 
 
 def axes_of(df: pd.DataFrame, cap: Capability) -> list[str]:
@@ -233,10 +243,10 @@ def capability_figure(df: pd.DataFrame, cap: Capability, fid: str) -> P.Plot:
     fig = P.new(rows=len(metrics), cols=len(axes), titles=titles, v_space=min(0.3 / max(len(metrics) - 1, 1), 0.12))
     panels = Panels(df, cap)
     for r, m in enumerate(metrics, start=1):
-        s = series(df, cap.task, cap.k_shot, m)
+        s = panels.series(m)
         for c, a in enumerate(axes, start=1):
             panels.draw(fig, r, c, m, a, s, xtitle=r == len(metrics))
-        fig.update_yaxes(title_text=label(m), row=r, col=1)
+        fig.yaxis(r, 1, label(m))
     kinds = ", ".join(f"{metric_name(m)} ({METRICS.get(m, (True, 'continuous'))[1]})" for m in metrics)
     alt = (f"{cap.name}: {kinds}, one row each, against training step per rung, against parameter count at each rung's "
            "final checkpoint, against training compute and against held-out pretraining loss. Lines are rungs (mean "
@@ -245,10 +255,12 @@ def capability_figure(df: pd.DataFrame, cap: Capability, fid: str) -> P.Plot:
     return P.finish(fig, fid, f"{cap.name}: paired metrics", alt, 110 + 250 * len(metrics))
 
 
-def cell_figure(df: pd.DataFrame, cap: Capability, cell: Cell, fid: str) -> P.Plot:
+def cell_figure(panels: Panels, cell: Cell, fid: str) -> P.Plot:
+    cap = panels.cap
     fig = P.new(1, 1)
-    Panels(df, cap).draw(fig, 1, 1, cell.metric, cell.axis, series(df, cap.task, cap.k_shot, cell.metric))
-    fig.update_yaxes(title_text=label(cell.metric), row=1, col=1)
+    panels.restart()
+    panels.draw(fig, 1, 1, cell.metric, cell.axis, panels.series(cell.metric))
+    fig.yaxis(1, 1, label(cell.metric))
     alt = (f"{cap.name}: {metric_name(cell.metric)} {TITLES[cell.axis]}, one line or point per rung; dashed: fit where it "
            "explains the curve; shaded: onset interval of an emergent curve.")
     return P.finish(fig, fid, f"{cap.name}: {metric_name(cell.metric)} {TITLES[cell.axis]}", alt, 340)

@@ -9,7 +9,7 @@ import pandas as pd
 from emergelab.report import fmt
 from emergelab.report.answer import badge
 from emergelab.report.capabilities import AXES, Capability, Cell, metric_name, metric_order
-from emergelab.report.capfigs import cell_figure
+from emergelab.report.capfigs import Panels, cell_figure
 
 MAX_EVIDENCE_OPEN = 12
 
@@ -66,8 +66,9 @@ def panels(df: pd.DataFrame, caps: list[Capability]) -> str:
     """The hidden detail panel of every cell: its evidence and its figure (rendered when opened)."""
     out = []
     for cap in caps:
+        drawer = Panels(df, cap)
         for cell in cap.cells.values():
-            fig = cell_figure(df, cap, cell, f"fig-{cell.id}")
+            fig = cell_figure(drawer, cell, f"fig-{cell.id}")
             out.append(f"<div class='cell-panel' id='{cell.id}' hidden><h3>{html.escape(cap.name)}: "
                        f"{html.escape(metric_name(cell.metric))} vs {fmt.AXIS_NAME[cell.axis]} "
                        f"<a href='#{cap.slug}'>(section)</a></h3>{_evidence(cell)}{fig.html()}</div>")

@@ -34,7 +34,6 @@ def _one_metric(mechs: list[dict]) -> list[dict]:
 
 def timeline(mechs: list[dict], axis: str, fid: str) -> P.Plot:
     """The three onsets of each link (rows) on one axis, each with its interval as an error bar."""
-    import plotly.graph_objects as go
 
     recs = _one_metric([m for m in mechs if (m.get("axis") or "step") == axis])
     rows = [_label(m) for m in recs]
@@ -54,7 +53,7 @@ def timeline(mechs: list[dict], axis: str, fid: str) -> P.Plot:
             text.append(f"{row}<br>{name} onset: {fmt.with_unit(axis, x)} {fmt.interval(axis, o.get('ci'))}"
                         f"<br>status: {m.get('status', 'n/a')}")
         x_plot = P.step_x(xs) if axis == "step" else xs
-        fig.add_trace(go.Scatter(x=x_plot, y=ys, mode="markers", name=name, legendgroup=key,
+        fig.add(P.scatter(x=x_plot, y=ys, mode="markers", name=name, legendgroup=key,
                                  marker={"color": P.colour(i), "size": 10, "symbol": symbol},
                                  error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo,
                                           "color": P.colour(i), "thickness": 1.2},
@@ -63,8 +62,8 @@ def timeline(mechs: list[dict], axis: str, fid: str) -> P.Plot:
     if axis == "step":
         P.step_axis(fig, steps or [0, 1], 1, 1, fmt.AXIS_UNIT["step"])
     else:
-        fig.update_xaxes(type="log" if axis in ("params", "flops") else "linear", title_text=fmt.AXIS_UNIT[axis])
-    fig.update_yaxes(type="category", categoryorder="array", categoryarray=rows[::-1], title_text="link · rung")
+        fig.xaxis(1, 1, fmt.AXIS_UNIT[axis], type="log" if axis in ("params", "flops") else "linear")
+    fig.yaxis(1, 1, "link · rung", type="category", categoryorder="array", categoryarray=rows[::-1])
     alt = ("For each mechanism link and rung (rows), the onset of its signature (probe selectivity or head score), of the "
            "capability and of load-bearing (the intervention's specificity staying positive), with their intervals, "
            f"on the {fmt.AXIS_NAME[axis]} axis. A missing marker: that onset was not reached.")
@@ -73,7 +72,6 @@ def timeline(mechs: list[dict], axis: str, fid: str) -> P.Plot:
 
 def drop_figure(df: pd.DataFrame, task: str, fid: str) -> P.Plot | None:
     """The intervention rows of one capability: each metric (drop, control drop, specificity) vs step per rung."""
-    import plotly.graph_objects as go
 
     d = df[(df.source == "mechanism") & (df.task == task) & (df.step >= 0)]
     if d.empty:
@@ -86,15 +84,15 @@ def drop_figure(df: pd.DataFrame, task: str, fid: str) -> P.Plot | None:
         for rung in rungs:
             v = g[g.rung == rung].sort_values("step")
             i = rungs.index(rung)
-            fig.add_trace(P.band(P.step_x(v.step), v.value - v.se, v.value + v.se, P.colour(i), rung), row=1, col=j)
-            fig.add_trace(go.Scatter(x=P.step_x(v.step), y=v.value, mode="lines+markers", name=rung, legendgroup=rung,
+            fig.add(P.band(P.step_x(v.step), v.value - v.se, v.value + v.se, P.colour(i), rung), 1, j)
+            fig.add(P.scatter(x=P.step_x(v.step), y=v.value, mode="lines+markers", name=rung, legendgroup=rung,
                                      showlegend=j == 1, line={"color": P.colour(i), "width": 1.4},
                                      marker={"symbol": P.SYMBOLS[i % 8], "size": 5},
                                      text=[f"{rung} · step {fmt.step(r.step)}<br>{metric} = {fmt.pm(r.value, r.se)}" for r in v.itertuples()],
-                                     hovertemplate="%{text}<extra></extra>"), row=1, col=j)
-        fig.add_hline(y=0, line={"color": "#999", "width": 1, "dash": "dot"}, row=1, col=j)
+                                     hovertemplate="%{text}<extra></extra>"), 1, j)
+        fig.hline(0, 1, j)
         P.step_axis(fig, g.step, 1, j, fmt.AXIS_UNIT["step"])
-    fig.update_yaxes(title_text="capability score lost (intervention)", row=1, col=1)
+    fig.yaxis(1, 1, "capability score lost (intervention)")
     alt = (f"{task}: what the intervention costs the capability against training step, one line per rung: "
            + ", ".join(metrics) + " (drop: score without minus with the intervention; control: the same for a random "
            "intervention of the same size; specificity: the difference). Shaded: ± standard error.")

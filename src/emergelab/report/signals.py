@@ -41,17 +41,16 @@ def head_max(df: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def _lines(fig, row: int, d: pd.DataFrame, rungs: list[str], what: str, shown: set) -> None:
-    import plotly.graph_objects as go
 
     for rung in [r for r in rungs if r in set(d.rung)]:
         v = d[d.rung == rung].sort_values("step")
         i = rungs.index(rung)
         text = [f"{rung} ({fmt.count(r.n_params)} params) · step {fmt.step(r.step)} · layer {int(r.layer)}<br>{what} = {fmt.num(r.value)}"
                 if "layer" in v else f"{rung} · step {fmt.step(r.step)}<br>{what} = {fmt.num(r.value)}" for r in v.itertuples()]
-        fig.add_trace(go.Scatter(x=P.step_x(v.step), y=v.value, mode="lines+markers", name=rung, legendgroup=rung,
+        fig.add(P.scatter(x=P.step_x(v.step), y=v.value, mode="lines+markers", name=rung, legendgroup=rung,
                                  showlegend=rung not in shown, line={"color": P.colour(i), "width": 1.5},
                                  marker={"symbol": P.SYMBOLS[i % 8], "size": 5}, text=text,
-                                 hovertemplate="%{text}<extra></extra>"), row=row, col=1)
+                                 hovertemplate="%{text}<extra></extra>"), row, 1)
         shown.add(rung)
 
 
@@ -62,8 +61,8 @@ def _onsets(fig, row: int, marks: list[tuple[str, float, list | None, str]], run
         text = f"{what} onset ({rung}): step {fmt.step(x)} {fmt.interval('step', ci)}"
         if ci and None not in ci:
             lo, hi = P.step_x(ci)
-            fig.add_trace(P.vspan(float(lo), float(hi), y0, y1, c, rung, text, alpha=0.08), row=row, col=1)
-        fig.add_trace(P.vline(float(P.step_x([x])[0]), y0, y1, c, rung, text), row=row, col=1)
+            fig.add(P.vspan(float(lo), float(hi), y0, y1, c, rung, text, alpha=0.08), row, 1)
+        fig.add(P.vline(float(P.step_x([x])[0]), y0, y1, c, rung, text), row, 1)
 
 
 def _range(v: pd.Series) -> tuple[float, float]:
@@ -102,7 +101,7 @@ def signals_figure(df: pd.DataFrame, cap: Capability, expl: dict, latents: list[
             ytitle = "head score (attention mass)"
         _lines(fig, r, d, rungs, ytitle, shown)
         _onsets(fig, r, marks, rungs, *_range(d.value))
-        fig.update_yaxes(title_text=ytitle, row=r, col=1)
+        fig.yaxis(r, 1, ytitle)
         P.step_axis(fig, d.step if len(d) else [0, 1], r, 1, fmt.AXIS_UNIT["step"] if r == len(rows) else None)
     alt = (f"{cap.name} ({metric_name(metric)}) against training step per rung, above "
            + (f"the best-layer probe selectivity of {', '.join(latents)}" if latents else "")
@@ -113,7 +112,6 @@ def signals_figure(df: pd.DataFrame, cap: Capability, expl: dict, latents: list[
 
 def probe_heatmap(df: pd.DataFrame, latent: str, fid: str):
     """Selectivity by layer × checkpoint step, one panel per rung."""
-    import plotly.graph_objects as go
 
     d = df[(df.source == "probe") & (df.task == latent) & (df.metric == "selectivity") & (df.step >= 0)]
     rungs = [r for r in rung_order(df) if r in set(d.rung)]
@@ -121,12 +119,11 @@ def probe_heatmap(df: pd.DataFrame, latent: str, fid: str):
     vmax = max(0.05, float(d.value.max()))
     for i, rung in enumerate(rungs, start=1):
         piv = d[d.rung == rung].pivot_table(index="layer", columns="step", values="value", aggfunc="mean")
-        fig.add_trace(go.Heatmap(z=piv.values, x=[fmt.step(s) for s in piv.columns], y=[("emb" if v == 0 else f"layer {v}") for v in piv.index],
+        fig.add(P.heatmap(z=piv.values, x=[fmt.step(s) for s in piv.columns], y=[("emb" if v == 0 else f"layer {v}") for v in piv.index],
                                  zmin=0, zmax=vmax, colorscale="Cividis", showscale=i == len(rungs),
                                  colorbar={"title": {"text": "selectivity"}}, name=rung,
-                                 hovertemplate=f"{rung} · step %{{x}} · %{{y}}<br>selectivity = %{{z:.3f}}<extra></extra>"),
-                      row=1, col=i)
-        fig.update_xaxes(type="category", title_text="checkpoint step", row=1, col=i)
+                                 hovertemplate=f"{rung} · step %{{x}} · %{{y}}<br>selectivity = %{{z:.3f}}<extra></extra>"), 1, i)
+        fig.xaxis(1, i, "checkpoint step", type="category")
     alt = (f"Heatmaps, one per rung, of linear-probe selectivity for the latent {latent} (probe accuracy minus "
            "control accuracy) by layer (emb = embeddings) and checkpoint step.")
     return P.finish(fig, fid, f"Latent {latent}: selectivity by layer and step", alt, 300)
@@ -140,27 +137,25 @@ def heads_figure(df: pd.DataFrame, fid: str):
     shown: set = set()
     rungs = rung_order(df)
     for i, k in enumerate(kinds, start=1):
-        import plotly.graph_objects as go
 
         d = head_max(df, k)
         for rung in [r for r in rungs if r in set(d.rung)]:
             v = d[d.rung == rung].sort_values("step")
             j = rungs.index(rung)
-            fig.add_trace(go.Scatter(x=P.step_x(v.step), y=v.value, mode="lines+markers", name=rung, legendgroup=rung,
+            fig.add(P.scatter(x=P.step_x(v.step), y=v.value, mode="lines+markers", name=rung, legendgroup=rung,
                                      showlegend=rung not in shown, line={"color": P.colour(j), "width": 1.5},
                                      marker={"symbol": P.SYMBOLS[j % 8], "size": 5},
                                      text=[f"{rung} · step {fmt.step(r.step)} · layer {int(r.layer)}<br>best head's score = {fmt.num(r.value)}"
-                                           for r in v.itertuples()], hovertemplate="%{text}<extra></extra>"), row=1, col=i)
+                                           for r in v.itertuples()], hovertemplate="%{text}<extra></extra>"), 1, i)
             shown.add(rung)
         P.step_axis(fig, d.step, 1, i, fmt.AXIS_UNIT["step"])
-    fig.update_yaxes(title_text="best head's score (attention mass)", row=1, col=1)
+    fig.yaxis(1, 1, "best head's score (attention mass)")
     alt = ("The highest score of any head for each head type (" + ", ".join(kinds) + ") against training step, one line per rung.")
     return P.finish(fig, fid, "Attention heads over training", alt, 340)
 
 
 def training_figure(df: pd.DataFrame, fid: str):
     """Training loss against tokens seen per rung, one panel per objective."""
-    import plotly.graph_objects as go
 
     d = df[df.source == "train"]
     panels = sorted({(t, m) for t, m in zip(d.task, d.metric)}, key=lambda tm: (tm[1] != "loss", tm[0]))
@@ -175,12 +170,11 @@ def training_figure(df: pd.DataFrame, fid: str):
             r = dm[dm.rung == rung].groupby("tokens").agg(value=("value", "mean"), step=("step", "max")).reset_index()
             r = r[r.tokens > 0]
             j = rungs.index(rung)
-            fig.add_trace(go.Scatter(x=r.tokens, y=r.value, mode="lines", name=rung, legendgroup=rung, showlegend=i == 1,
+            fig.add(P.scatter(x=r.tokens, y=r.value, mode="lines", name=rung, legendgroup=rung, showlegend=i == 1,
                                      line={"color": P.colour(j), "width": 1.4},
                                      text=[f"{rung} · step {fmt.step(s)} · {fmt.count(t)} tokens<br>{metric} = {fmt.num(v)}"
-                                           for s, t, v in zip(r.step, r.tokens, r.value)], hovertemplate="%{text}<extra></extra>"),
-                          row=1, col=i)
-        fig.update_xaxes(type="log", title_text="tokens seen (log scale)", row=1, col=i)
-        fig.update_yaxes(title_text=f"{metric} " + ("(fraction)" if metric == "accuracy" else "(nats/token)"), row=1, col=i)
+                                           for s, t, v in zip(r.step, r.tokens, r.value)], hovertemplate="%{text}<extra></extra>"), 1, i)
+        fig.xaxis(1, i, "tokens seen (log scale)", type="log")
+        fig.yaxis(1, i, f"{metric} " + ("(fraction)" if metric == "accuracy" else "(nats/token)"))
     alt = f"Training curves ({', '.join(names)}) against tokens seen, one line per rung of the ladder (mean over seeds)."
     return P.finish(fig, fid, "Training loss per rung", alt, 340)
