@@ -160,7 +160,7 @@ def test_first_screen_answers_each_capability(page):
 def test_grid_has_one_row_per_capability_and_a_panel_per_cell(page):
     grid = re.search(r"<table class='verdicts grid'>.*?</table>", page, re.S).group(0)
     assert grid.count("<th scope='row'>") == 2
-    assert "per-token accuracy, 1 − edit distance = exact match at every point" in grid
+    assert "per-token accuracy and 1 − edit distance equal exact match at every point (shown once)" in grid
     assert "token accuracy</th>" not in grid  # shown once
     panels = re.findall(r"data-panel='([^']+)'", grid)
     assert len(panels) == len(set(panels)) == 2 * 2 + 2  # a:copy: 2 shown metrics × (params, step); b:sum: 1 × 2

@@ -29,7 +29,7 @@ def _world(spec: dict) -> str:
 
 def studied(df: pd.DataFrame, spec: dict) -> str:
     """One paragraph: world, ladder, seeds and training budget."""
-    tr = df[df.source == "train"]
+    tr = df[df.source.isin(["train", "eval"]) & (df.rung != "") & (df.step >= 0)]
     rungs = rung_order(df)
     size = df[df.rung != ""].groupby("rung").n_params.max()
     seeds = sorted(set(int(s) for s in tr.seed)) if len(tr) else sorted(set(int(s) for s in df.seed))
@@ -76,13 +76,16 @@ def lead_text(leads: list[dict], cap: Capability, cell: Cell) -> str:
     rung = oc.get("rung") if oc else None
     key = lambda x: (x["metric"] != cell.metric, x["axis"] != cell.axis, x.get("rung") != rung, x["latent"])  # noqa: E731
     x = min(mine, key=key)
-    axis = x["axis"]
-    rel = {"lead": "leads by", "lag": "lags by", "simultaneous": "is simultaneous with it:"}[x.get("relation", "simultaneous")]
-    d = x["lead"] if x.get("relation") != "lag" else -x["lead"]
-    where = f" on {x['rung']}" if x.get("rung") else ""
-    return (f"latent <b>{html.escape(x['latent'])}</b> {rel} {html.escape(fmt.on_axis(axis, abs(d)))} "
-            f"{fmt.AXIS_SHORT[axis]} {fmt.interval(axis, x.get('lead_ci'))}{html.escape(where)} "
-            f"({html.escape(metric_name(x['metric']))})")
+    axis, where = x["axis"], f" on {x['rung']}" if x.get("rung") else ""
+    name = f"latent <b>{html.escape(x['latent'])}</b>"
+    ci = fmt.interval(axis, x.get("lead_ci"))
+    if x.get("relation") == "lead":
+        said = f"{name} leads by {html.escape(fmt.on_axis(axis, x['lead']))} {fmt.AXIS_SHORT[axis]} {ci}"
+    elif x.get("relation") == "lag":
+        said = f"{name} lags by {html.escape(fmt.on_axis(axis, -x['lead']))} {fmt.AXIS_SHORT[axis]} {ci}"
+    else:
+        said = f"{name} sets in with it (lead {html.escape(fmt.signed(axis, x['lead']))} {ci})"
+    return said + html.escape(where) + (f" ({html.escape(metric_name(x['metric']))})" if x["metric"] != cell.metric else "")
 
 
 def mechanism_text(mechs: list[dict], cap: Capability) -> str:

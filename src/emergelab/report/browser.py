@@ -61,12 +61,18 @@ def check_page(html_path: str | Path, screenshot: str | Path | None = None, time
     exe = find_chromium()
     if exe is None:
         raise UserError("no Chromium found; install Debian's `chromium` (apt-get install chromium, or `make browser`) or set $CHROMIUM")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Error, sync_playwright
 
+    if not Path(html_path).is_file():
+        raise UserError(f"no report at {html_path}; run `emergelab report STUDY_DIR` first")
     url = Path(html_path).resolve().as_uri()
     result = PageCheck()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            browser = pw.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        except Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"Chromium at {exe} did not start ({first}); reinstall Debian's `chromium` or point $CHROMIUM at a working one") from None
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(timeout_s * 1000)

@@ -22,6 +22,7 @@ from emergelab.report.answer import badge, first_screen
 from emergelab.report.capabilities import ANSWER_RANK, Capability, capabilities, metric_name
 from emergelab.report.capfigs import capability_figure
 from emergelab.report.finetune import section as finetune_section
+from emergelab.report.grid import same_note
 from emergelab.report.suite import section as suite_section
 from emergelab.report.tables import table
 from emergelab.report.template import page
@@ -59,16 +60,21 @@ def _lead_rows(leads: list[dict]) -> list[list[str]]:
     return out
 
 
+def shown_leads(expl: dict, caps: list[Capability]) -> list[dict]:
+    """The leads over the metrics the report shows (a hidden identical metric's lead is the same lead)."""
+    shown = {(c.task, c.k_shot): set(c.metrics) for c in caps}
+    return [x for x in expl.get("latent_leads") or [] if x.get("metric") in shown.get((x.get("task"), int(x.get("k_shot", 0))), ())]
+
+
 LEAD_HEADER = ["latent", "capability", "metric", "rung", "verdict", "latent onset", "capability onset", "lead", "relation"]
 
 
 def capability_section(df: pd.DataFrame, cap: Capability, expl: dict, links) -> str:
     probes = sorted(set(df[df.source == "probe"].task))
     heads = sorted(set(df[(df.source == "heads") & (df.metric == "max")].task))
-    leads = [x for x in expl.get("latent_leads") or [] if x.get("task") == cap.task]
+    leads = shown_leads(expl, [cap])
     latents, kinds = S.links_of(cap.task, links, leads, probes, heads)
-    out = [f"<p class='hint'>{html.escape(', '.join(v))} equal {html.escape(metric_name(k))} at every point: shown once.</p>"
-           for k, v in cap.same_as.items()]
+    out = [f"<p class='hint'>{same_note(cap)}.</p>"] if cap.same_as else []
     out.append(capability_figure(df, cap, f"fig-{cap.slug}").html())
     if latents or kinds:
         out.append(S.signals_figure(df, cap, expl, latents, kinds, f"fig-{cap.slug}-signals").html())
@@ -77,7 +83,7 @@ def capability_section(df: pd.DataFrame, cap: Capability, expl: dict, links) -> 
     return "".join(out)
 
 
-def latents_section(df: pd.DataFrame, expl: dict) -> str:
+def latents_section(df: pd.DataFrame, expl: dict, caps: list[Capability]) -> str:
     out = []
     for i, latent in enumerate(sorted(set(df[df.source == "probe"].task))):
         out.append(S.probe_heatmap(df, latent, f"fig-probe-{i}").html())
@@ -89,7 +95,7 @@ def latents_section(df: pd.DataFrame, expl: dict) -> str:
                  fmt.num(o.get("final_selectivity")), fmt.num(o.get("persistence"))] for o in onsets]
         out.append(table(rows, ["latent", "rung", "axis", "onset [interval]", "layer", "final selectivity", "persistence"],
                          "onsets", caption=f"Latent onsets (selectivity above {fmt.num(onsets[0].get('threshold'))})"))
-    leads = expl.get("latent_leads") or []
+    leads = shown_leads(expl, caps)
     if leads:
         out.append(table(_lead_rows(leads), LEAD_HEADER, "leads", caption="Every latent lead over a linked capability"))
     return "".join(out) or "<p>No probe rows.</p>"
@@ -130,7 +136,7 @@ def build_report(study_dir: str | Path, spec_text: str = "") -> Path:
     sections = [("verdict-grid", "Verdict grid", grid.section(df, caps))]
     sections += [(c.slug, f"Capability: {c.name}", capability_section(df, c, expl, links)) for c in caps]
     if (df.source == "probe").any():
-        sections.append(("latent-variables", "Latent variables", latents_section(df, expl)))
+        sections.append(("latent-variables", "Latent variables", latents_section(df, expl, caps)))
     heads = S.heads_figure(df, "fig-heads")
     if heads is not None:
         sections.append(("attention-heads", "Attention heads", heads.html()))

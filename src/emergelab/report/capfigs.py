@@ -109,10 +109,12 @@ class Panels:
         self._legend.add(group)
         return first
 
-    def _hover(self, r, metric: str, seed: str) -> str:
-        return (f"{r.rung} ({fmt.count(r.n_params)} params) · {seed} · step {fmt.step(r.step)} · "
-                f"{fmt.sci(r.flops)} FLOPs" + (f" · loss {fmt.num(r.loss)}" if "loss" in r._fields and np.isfinite(r.loss) else "")
-                + f"<br>{metric_name(metric)} = {fmt.pm(r.value, r.se)}")
+    def _hover(self, r, metric: str, seed: str, axis: str = "step") -> str:
+        """Rung, seed, step (and the panel's own x) and value ± standard error."""
+        x = (f" · {fmt.sci(r.flops)} FLOPs" if axis == "flops" else
+             f" · loss {fmt.num(r.loss)}" if axis == "loss" and "loss" in r._fields else "")
+        return (f"{r.rung} ({fmt.count(r.n_params)} params) · {seed} · step {fmt.step(r.step)}{x}"
+                f"<br>{metric_name(metric)} = {fmt.pm(r.value, r.se)}")
 
     def _xs(self, axis: str, v: pd.DataFrame) -> np.ndarray:
         return P.step_x(v.step) if axis == "step" else v["flops" if axis == "flops" else "loss"].to_numpy(float)
@@ -135,7 +137,7 @@ class Panels:
             fig.add(P.scatter(x=x, y=v.value, mode="lines+markers", name=f"{rung} ({fmt.count(v.n_params.max())})",
                                      legendgroup=rung, showlegend=self._shown(rung), line={"color": c, "width": 1.6},
                                      marker={"symbol": P.SYMBOLS[self.rungs.index(rung) % 8], "size": 5},
-                                     text=[self._hover(r, metric, seed) for r in v.itertuples()],
+                                     text=[self._hover(r, metric, seed, axis) for r in v.itertuples()],
                                      hovertemplate="%{text}<extra></extra>"), row, col)
             if nseed > 1:
                 self._seed_lines(fig, row, col, s, rung, metric, axis)
@@ -155,7 +157,7 @@ class Panels:
             fig.add(P.scatter(x=x, y=v.value, mode="lines", name=group, legendgroup=group,
                                      showlegend=False, visible="legendonly",
                                      line={"color": self.colour(rung), "width": 0.8, "dash": "dot"},
-                                     text=[self._hover(r, metric, group) for r in v.itertuples()],
+                                     text=[self._hover(r, metric, group, axis) for r in v.itertuples()],
                                      hovertemplate="%{text}<extra></extra>"), row, col)
 
     def fit_and_onset(self, fig, row, col, curve: dict | None, group: str, c: str, y0: float, y1: float, axis: str) -> None:

@@ -53,14 +53,9 @@ def num(v, digits: int = 3) -> str:
 
 
 def on_axis(axis: str, x) -> str:
-    """A bare point on an axis, in that axis' format."""
-    if axis == "step":
-        return step(x)
-    if axis == "params":
-        return count(x)
-    if axis == "flops":
-        return sci(x)
-    return num(x)
+    """A bare point on an axis, in that axis' format (a negative one with a true minus sign)."""
+    s = step(x) if axis == "step" else count(x) if axis == "params" else sci(x) if axis == "flops" else num(x)
+    return "−" + s[1:] if s.startswith("-") else s
 
 
 def with_unit(axis: str, x) -> str:

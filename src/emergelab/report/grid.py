@@ -37,14 +37,21 @@ def table(caps: list[Capability]) -> str:
     head1 = "<th scope='col' rowspan='2'>capability</th>" + "".join(
         f"<th scope='colgroup' colspan='{sum(m == c[0] for c in cols)}'>{html.escape(metric_name(m))}</th>" for m in metrics)
     head2 = "".join(f"<th scope='col'>{fmt.AXIS_SHORT[a]}</th>" for _, a in cols)
-    rows = []
+    rows, notes = [], {cap.name: same_note(cap) for cap in caps}
+    common = len(set(notes.values())) == 1 and len(caps) > 1
     for cap in caps:
-        note = "".join(f"<br><small>{html.escape(', '.join(v))} = {html.escape(metric_name(k))} at every point</small>"
-                       for k, v in cap.same_as.items())
+        note = f"<br><small>{notes[cap.name]}</small>" if notes[cap.name] and not common else ""
         cells = "".join(f"<td>{_button(cap.cells[c])}</td>" if c in cap.cells else "<td class='na'>—</td>" for c in cols)
         rows.append(f"<tr><th scope='row'><a href='#{cap.slug}'>{html.escape(cap.name)}</a>{note}</th>{cells}</tr>")
+    foot = f"<p class='hint'>On every capability: {notes[caps[0].name]}.</p>" if common and notes[caps[0].name] else ""
     return (f"<div class='scroll'><table class='verdicts grid'><thead><tr>{head1}</tr><tr>{head2}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+            f"<tbody>{''.join(rows)}</tbody></table></div>{foot}")
+
+
+def same_note(cap: Capability) -> str:
+    """'per-token accuracy and 1 − edit distance equal exact match at every point (shown once)'."""
+    parts = [f"{' and '.join(v)} equal{'s' * (len(v) == 1)} {metric_name(k)}" for k, v in cap.same_as.items()]
+    return html.escape("; ".join(parts) + " at every point (shown once)") if parts else ""
 
 
 def _evidence(cell: Cell) -> str:

@@ -47,7 +47,7 @@ def rgba(hex_colour: str, alpha: float) -> str:
 
 
 def _clean(v):
-    """JSON-ready: arrays as lists, floats to 6 significant digits, non-finite as null."""
+    """JSON-ready: arrays as lists, floats to 5 significant digits, non-finite as null."""
     if isinstance(v, dict):
         return {k: _clean(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, np.ndarray, pd.Series, pd.Index)):
@@ -57,7 +57,7 @@ def _clean(v):
     if isinstance(v, (int, np.integer)):
         return int(v)
     if isinstance(v, (float, np.floating)):
-        return float(f"{v:.6g}") if math.isfinite(v) else None
+        return float(f"{v:.5g}") if math.isfinite(v) else None
     return v
 
 

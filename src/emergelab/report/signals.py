@@ -73,7 +73,8 @@ def signals_figure(df: pd.DataFrame, cap: Capability, expl: dict, latents: list[
     """The capability, its linked latents' selectivity and its linked head scores, on one step axis."""
     from emergelab.report.capfigs import series
 
-    metric = cap.metrics[0]
+    head = cap.answer_cell()
+    metric = head.metric if head is not None else cap.metrics[0]
     rungs = rung_order(df)
     rows = [("cap", metric)] + [("latent", x) for x in latents] + [("head", h) for h in heads]
     titles = [f"{cap.name}: {metric_name(metric)}"] + [f"latent {x}: best-layer selectivity" for x in latents] + \
