@@ -109,12 +109,16 @@ class Panels:
         self._legend.add(group)
         return first
 
-    def _hover(self, r, metric: str, seed: str, axis: str = "step") -> str:
-        """Rung, seed, step (and the panel's own x) and value ± standard error."""
-        x = (f" · {fmt.sci(r.flops)} FLOPs" if axis == "flops" else
-             f" · loss {fmt.num(r.loss)}" if axis == "loss" and "loss" in r._fields else "")
-        return (f"{r.rung} ({fmt.count(r.n_params)} params) · {seed} · step {fmt.step(r.step)}{x}"
-                f"<br>{metric_name(metric)} = {fmt.pm(r.value, r.se)}")
+    @staticmethod
+    def hover(v: pd.DataFrame, rung: str, n_params, metric: str, seed: str, axis: str) -> dict:
+        """Rung, seed, step (and the panel's own x) and value ± standard error: the per-trace words in
+        the template, the per-point numbers (step, stderr) as customdata — a fraction of per-point text."""
+        x = " · %{x:.2~e} FLOPs" if axis == "flops" else " · loss %{x:.3~g}" if axis == "loss" else ""
+        se = v.se.to_numpy(float) if "se" in v else np.full(len(v), np.nan)
+        pm = " ± %{customdata[1]:.2~g}" if np.isfinite(se).any() and (se[np.isfinite(se)] > 0).any() else ""
+        return {"customdata": np.c_[v.step.to_numpy(float), np.nan_to_num(se)],
+                "hovertemplate": f"{rung} ({fmt.count(n_params)} params) · {seed} · step %{{customdata[0]:,}}{x}"
+                                 f"<br>{metric_name(metric)} = %{{y:.3~g}}{pm}<extra></extra>"}
 
     def _xs(self, axis: str, v: pd.DataFrame) -> np.ndarray:
         return P.step_x(v.step) if axis == "step" else v["flops" if axis == "flops" else "loss"].to_numpy(float)
@@ -137,8 +141,7 @@ class Panels:
             fig.add(P.scatter(x=x, y=v.value, mode="lines+markers", name=f"{rung} ({fmt.count(v.n_params.max())})",
                                      legendgroup=rung, showlegend=self._shown(rung), line={"color": c, "width": 1.6},
                                      marker={"symbol": P.SYMBOLS[self.rungs.index(rung) % 8], "size": 5},
-                                     text=[self._hover(r, metric, seed, axis) for r in v.itertuples()],
-                                     hovertemplate="%{text}<extra></extra>"), row, col)
+                                     **self.hover(v, rung, v.n_params.max(), metric, seed, axis)), row, col)
             if nseed > 1:
                 self._seed_lines(fig, row, col, s, rung, metric, axis)
 
@@ -157,8 +160,7 @@ class Panels:
             fig.add(P.scatter(x=x, y=v.value, mode="lines", name=group, legendgroup=group,
                                      showlegend=False, visible="legendonly",
                                      line={"color": self.colour(rung), "width": 0.8, "dash": "dot"},
-                                     text=[self._hover(r, metric, group, axis) for r in v.itertuples()],
-                                     hovertemplate="%{text}<extra></extra>"), row, col)
+                                     **self.hover(v, rung, v.n_params.max(), metric, group, axis)), row, col)
 
     def fit_and_onset(self, fig, row, col, curve: dict | None, group: str, c: str, y0: float, y1: float, axis: str) -> None:
 
@@ -221,8 +223,8 @@ class Panels:
             fig.add(P.scatter(x=[r.n_params], y=[r.value], mode="markers", legendgroup=r.rung, showlegend=False,
                                      name=r.rung, marker={"color": c, "size": 8, "symbol": P.SYMBOLS[self.rungs.index(r.rung) % 8]},
                                      error_y={"type": "data", "array": [0 if not np.isfinite(r.se) else r.se], "color": c},
-                                     text=[self._hover(r, metric, f"mean of {nseed} seeds" if nseed > 1 else "final step")],
-                                     hovertemplate="%{text}<extra></extra>"), row, col)
+                                     **self.hover(last[last.rung == r.rung], r.rung, r.n_params, metric,
+                                                  f"mean of {nseed} seeds" if nseed > 1 else "final step", "params")), row, col)
 
 
 def axes_of(df: pd.DataFrame, cap: Capability) -> list[str]:
