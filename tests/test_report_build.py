@@ -152,7 +152,8 @@ def test_first_screen_answers_each_capability(page):
     assert "a:copy emergent 0.97 on exact match vs parameters" in copy
     assert "onset 29k params [12k, 61k]" in copy and "steps: emergent in 2/3 rungs" in copy
     assert "latent a:pos leads by 1,666 steps [120, 402] on R3" in copy  # raw float 1666.1995… formatted
-    assert "mechanism a:pos: observed in 2 rungs; heads/induction: load-bearing in 1/2 rungs" in copy
+    assert ("mechanism a:pos: observed in 2 rungs, signature leads by 250 steps on R3; "
+            "heads/induction: load-bearing in 1/2 rungs, signature leads by 250 steps on R3") in copy
     assert "b:sum smooth 0.99 on exact match vs parameters" in re.sub("<[^>]+>", "", lines[1])
     assert "World" not in first and "Ladder</b> 3 rungs: R1 (1.0k), R2 (29k), R3 (1.2M) params" in first
 

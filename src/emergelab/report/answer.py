@@ -88,6 +88,19 @@ def lead_text(leads: list[dict], cap: Capability, cell: Cell) -> str:
     return said + html.escape(where) + (f" ({html.escape(metric_name(x['metric']))})" if x["metric"] != cell.metric else "")
 
 
+def _signature_lead(ms: list[dict]) -> str:
+    """', signature leads by 250 steps on R3': the last record (largest rung) with both onsets."""
+    both = [m for m in ms if (m.get("signature_onset") or {}).get("x") is not None
+            and (m.get("capability_onset") or {}).get("x") is not None]
+    if not both:
+        return ""
+    m = both[-1]
+    axis, d = m.get("axis") or "step", m["capability_onset"]["x"] - m["signature_onset"]["x"]
+    rel = "leads by" if d > 0 else "lags by" if d < 0 else "sets in with it"
+    amount = f" {fmt.on_axis(axis, abs(d))} {fmt.AXIS_SHORT[axis]}" if d else ""
+    return f", signature {rel}{amount}" + (f" on {m['rung']}" if m.get("rung") else "")
+
+
 def mechanism_text(mechs: list[dict], cap: Capability) -> str:
     """'heads/induction: load-bearing in 2/4 rungs' for each linked signal of the capability."""
     mine = [m for m in mechs if m.get("task") == cap.task]
@@ -100,7 +113,7 @@ def mechanism_text(mechs: list[dict], cap: Capability) -> str:
         status = (f"load-bearing in {n_lb}/{len(ms)}" if n_lb else
                   f"{ms[0].get('status', 'n/a')}" + (f" in {len(ms)}" if len(ms) > 1 else ""))
         unit = "" if len(ms) == 1 else " rungs" if n_lb or len(ms) > 1 else ""
-        out.append(f"{html.escape(signal)}: {html.escape(status + unit)}")
+        out.append(f"{html.escape(signal)}: {html.escape(status + unit + _signature_lead(ms))}")
     return "mechanism " + "; ".join(out)
 
 
