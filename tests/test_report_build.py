@@ -72,7 +72,8 @@ def synthetic_explanations(mechanisms: bool = True) -> dict:
                              fits={"power_law": {"params": {"a": 0.0, "b": 0.1, "c": 0.2}, "r2": 0.95}}, best_model="power_law"))
     for rung, _ in RUNGS:
         curves.append(_curve("b:sum", "exact_match", "step", rung, "smooth", 0.8, STEPS, [0.0] * 5))
-    curves.append(_curve("b:sum", "exact_match", "params", None, "smooth", 0.99, [1e3, 2.9e4, 1.2e6], [0.1, 0.2, 0.3]))
+    curves.append(_curve("b:sum", "exact_match", "params", None, "smooth", 0.99, [1e3, 2.9e4, 1.2e6], [0.1, 0.2, 0.3],
+                         fits={"power_law": {"params": {"a": 0.0, "b": 0.1, "c": 0.2}, "r2": 0.5}}, best_model="power_law"))
     leads = [{"latent": "a:pos", "task": "a:copy", "metric": "exact_match", "k_shot": 0, "axis": "step", "rung": "R3", "verdict": "emergent",
               "latent_onset": 150.3, "latent_onset_ci": [100.0, 200.0], "capability_onset": 400.2, "capability_ci": [250.0, 600.7],
               "lead": 1666.1995419242157, "lead_ci": [120.0, 401.5], "lead_decades": 0.4, "relation": "lead"}]
@@ -189,3 +190,33 @@ def test_plotly_is_inlined_once_and_figures_have_descriptions(page):
     plots = re.findall(r"<div class='plot' id='([^']+)' role='img' aria-label='([^']*)'", page)
     assert len(plots) > 10 and all(len(alt) > 40 for _, alt in plots)
     assert len({p for p, _ in plots}) == len(plots)
+
+
+def _spec(page: str, fid: str) -> dict:
+    return json.loads(re.search(rf"<script type='application/json' id='{fid}-spec'>(.*?)</script>", page, re.S).group(1))
+
+
+def test_onset_band_only_on_emergent_curves_and_fit_only_where_it_explains(page):
+    def kinds(fid):
+        data = _spec(page, fid)["data"]
+        return ({t["name"].split(":")[0] for t in data if t.get("hoveron") == "fills"},
+                {t["name"] for t in data if t.get("name", "").startswith("fit (")})
+
+    bands, fits = kinds("fig-cap-a-copy-exact-match-params")
+    assert bands == {"emergent onset"} and fits == {"fit (power_law)"}  # R² 0.95 ≥ 0.9: drawn
+    bands, fits = kinds("fig-cap-a-copy-exact-match-step")
+    assert bands == {"emergent onset (R2)", "emergent onset (R3)"} and fits == set()  # R1 is not learned: no band
+    assert kinds("fig-cap-a-copy-target-logprob-params") == (set(), {"fit (power_law)"})  # smooth: its fit, no band
+    assert kinds("fig-cap-b-sum-exact-match-step") == (set(), set())
+    assert kinds("fig-cap-b-sum-exact-match-params") == (set(), set())  # R² 0.5: the fit explains nothing, not drawn
+
+
+def test_hover_names_rung_seed_step_and_value(page):
+    data = _spec(page, "fig-cap-a-copy-exact-match-step")["data"]
+    means = [t for t in data if t.get("mode") == "lines+markers"]
+    assert [t["name"] for t in means] == ["R1 (1.0k)", "R2 (29k)", "R3 (1.2M)"]
+    assert means[2]["hovertemplate"].startswith("R3 (1.2M params) · mean of 2 seeds · step %{customdata[0]:,}")
+    assert "exact match = %{y:.3~g} ± %{customdata[1]:.2~g}" in means[2]["hovertemplate"]
+    assert [row[0] for row in means[2]["customdata"]] == STEPS
+    seeds = [t for t in data if t.get("legendgroup") == "seed 1"]
+    assert seeds and all(t["visible"] == "legendonly" for t in seeds)  # a seed's lines toggle from the legend
