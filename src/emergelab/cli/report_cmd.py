@@ -14,7 +14,7 @@ from emergelab.study import run_stages
 def report(
     study_dir: Path = typer.Argument(..., help="Study directory."),
     open_: bool = typer.Option(False, "--open", help="Open the report in a browser."),
-    screenshot: Path = typer.Option(None, "--screenshot", help="Also save a PNG of the page (headless Chromium)."),
+    screenshot: Path = typer.Option(None, "--screenshot", help="Also check the page in headless Chromium and save a PNG of its first screen (1280×800)."),
 ) -> None:
     """Write STUDY_DIR/report/index.html from the measurements and explanations.
 
@@ -25,7 +25,7 @@ def report(
         run_stages(study_dir, ["report"], console=console)
         path = lay.report
     else:
-        from emergelab.report.build import build_report, require_study  # matplotlib: only when drawing
+        from emergelab.report.build import build_report, require_study  # pandas and plotly: only when drawing
 
         require_study(study_dir)
         path = build_report(study_dir)
@@ -34,8 +34,8 @@ def report(
         from emergelab.report.browser import check_page
 
         res = check_page(path, screenshot)
-        console.print(f"Screenshot: {screenshot} ({res.images} images, {len(res.broken_images)} broken, "
-                      f"{len(res.console_errors)} console errors)")
+        console.print(f"Screenshot: {screenshot} ({res.figures} figures, {len(res.undrawn)} not drawn, "
+                      f"{len(res.console_errors)} console errors, {len(res.blocked_requests)} network requests blocked)")
     if open_:
         import webbrowser
 

@@ -1,27 +1,27 @@
-"""Open a page in headless Chromium over the DevTools protocol: console errors, image decoding, screenshot.
+"""Open the report in headless Chromium through Playwright: console errors, every figure drawn, a grid
+cell's details opened by a click, and a screenshot of the first screen.
 
-Used by the report's browser test and by ``emergelab report --screenshot``. Needs Debian's
-``chromium`` (or ``$CHROMIUM``) and the ``websocket-client`` package; nothing is downloaded.
+Used by the report's browser test and by ``emergelab report --screenshot``. Playwright's wheel ships
+its driver; the browser is the system's Chromium (Debian's ``chromium``, or ``$CHROMIUM``) passed as
+``executable_path`` — nothing is downloaded. Every request that is not the page's own file is blocked
+and counted, so the check also proves the page needs no network.
 """
 from __future__ import annotations
 
-import base64
-import json
 import os
-import re
 import shutil
-import subprocess
-import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emergelab.errors import UserError
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--remote-debugging-port=0"]
+VIEWPORT = {"width": 1280, "height": 800}
+#: a figure is drawn when Plotly has put at least one trace (or heatmap) into its SVG
+DRAWN = """() => Array.from(document.querySelectorAll('.plot')).filter(el => {
+  const svg = el.querySelector('svg.main-svg'); const r = svg && svg.getBoundingClientRect();
+  return !(r && r.width > 0 && r.height > 0 && el.querySelectorAll('.cartesianlayer .trace, .heatmaplayer .hm, image').length > 0);
+}).map(el => el.id)"""
+FIRST_SCREEN = """() => Array.from(document.querySelectorAll('.answers li')).map(li => li.getBoundingClientRect().bottom)"""
 
 
 def find_chromium() -> str | None:
@@ -33,96 +33,72 @@ def find_chromium() -> str | None:
 
 @dataclass
 class PageCheck:
+    title: str = ""
     console_errors: list[str] = field(default_factory=list)
+    blocked_requests: list[str] = field(default_factory=list)
+    figures: int = 0
+    undrawn: list[str] = field(default_factory=list)  # ids of figures with an empty SVG
     images: int = 0
     broken_images: list[str] = field(default_factory=list)
-    title: str = ""
+    cell_opened: str | None = None  # the id of the grid cell panel a click opened (None: no grid)
+    answers_bottom: list[float] = field(default_factory=list)  # each answer line's bottom edge (px) at load
 
 
-class _CDP:
-    def __init__(self, ws_url: str):
-        import websocket
-
-        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
-        self._id = 0
-        self.events: list[dict] = []
-
-    def call(self, method: str, **params) -> dict:
-        self._id += 1
-        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self._id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            self.events.append(msg)
-
-    def wait_for(self, method: str, timeout: float = 30) -> None:
-        if any(e.get("method") == method for e in self.events):
-            return
-        end = time.time() + timeout
-        while time.time() < end:
-            msg = json.loads(self.ws.recv())
-            self.events.append(msg)
-            if msg.get("method") == method:
-                return
-        raise TimeoutError(method)
+def _first_cell(page, result: PageCheck) -> None:
+    cell = page.query_selector("button.cell")
+    if cell is None:
+        return
+    target = cell.get_attribute("data-panel")
+    cell.click()
+    page.wait_for_selector(f"#{target}:not([hidden]) .plot .main-svg", state="visible", timeout=20_000)
+    if cell.get_attribute("aria-expanded") == "true":
+        result.cell_opened = target
 
 
-def check_page(html_path: str | Path, screenshot: str | Path | None = None, width: int = 1280) -> PageCheck:
-    """Load ``html_path`` in headless Chromium; return console errors and undecodable images."""
+def check_page(html_path: str | Path, screenshot: str | Path | None = None, timeout_s: float = 120) -> PageCheck:
+    """Load ``html_path``; screenshot the first screen (1280×800) before anything is clicked; click the
+    first grid cell; then open everything and check every figure and image."""
     exe = find_chromium()
     if exe is None:
-        raise UserError("no Chromium found; install Debian's `chromium` (apt-get install chromium) or set $CHROMIUM")
-    profile = tempfile.mkdtemp(prefix="emergelab-chromium-")
-    proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        port = None
-        end = time.time() + 30
-        while time.time() < end and port is None:
-            line = proc.stderr.readline()
-            m = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line or "")
-            if m:
-                port = int(m.group(1))
-            elif not line and proc.poll() is not None:
-                break
-        if port is None:
-            raise UserError("Chromium did not start its DevTools endpoint; check that `chromium --headless` runs here")
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
-        target = json.loads(urllib.request.urlopen(req, timeout=10).read())
-        cdp = _CDP(target["webSocketDebuggerUrl"])
-        for domain in ("Page", "Runtime", "Log"):
-            cdp.call(f"{domain}.enable")
-        cdp.call("Page.navigate", url=Path(html_path).resolve().as_uri())
-        cdp.wait_for("Page.loadEventFired")
-        result = PageCheck()
-        for e in cdp.events:
-            m, p = e.get("method"), e.get("params", {})
-            if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                result.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
-            elif m == "Runtime.exceptionThrown":
-                result.console_errors.append(p.get("exceptionDetails", {}).get("text", "exception"))
-            elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-                result.console_errors.append(p["entry"].get("text", ""))
-        js = ("JSON.stringify({title: document.title, imgs: Array.from(document.images).map("
-              "i => [i.alt || i.src.slice(0, 40), i.complete && i.naturalWidth > 0])})")
-        info = json.loads(cdp.call("Runtime.evaluate", expression=js, returnByValue=True)["result"]["value"])
-        result.title = info["title"]
-        result.images = len(info["imgs"])
-        result.broken_images = [alt for alt, ok in info["imgs"] if not ok]
-        if screenshot is not None:
-            metrics = cdp.call("Page.getLayoutMetrics")
-            height = int(metrics["cssContentSize"]["height"])
-            cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=min(height, 16000),
-                     deviceScaleFactor=1, mobile=False)
-            shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-            Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
-        cdp.ws.close()
-        return result
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(profile, ignore_errors=True)
+        raise UserError("no Chromium found; install Debian's `chromium` (apt-get install chromium, or `make browser`) or set $CHROMIUM")
+    from playwright.sync_api import Error, sync_playwright
+
+    if not Path(html_path).is_file():
+        raise UserError(f"no report at {html_path}; run `emergelab report STUDY_DIR` first")
+    url = Path(html_path).resolve().as_uri()
+    result = PageCheck()
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        except Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"Chromium at {exe} did not start ({first}); reinstall Debian's `chromium` or point $CHROMIUM at a working one") from None
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(timeout_s * 1000)
+            page.on("console", lambda m: result.console_errors.append(m.text) if m.type in ("error", "assert") else None)
+            page.on("pageerror", lambda e: result.console_errors.append(str(e)))
+
+            def route(r):
+                if r.request.url == url or r.request.url.startswith("data:"):
+                    return r.continue_()
+                result.blocked_requests.append(r.request.url)
+                return r.abort()
+
+            page.route("**/*", route)
+            page.goto(url, wait_until="load")
+            result.title = page.title()
+            page.wait_for_timeout(300)
+            result.answers_bottom = page.evaluate(FIRST_SCREEN)
+            if screenshot is not None:
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot))
+            _first_cell(page, result)
+            result.figures = page.evaluate("() => window.emergelab.renderAll()")
+            result.undrawn = page.evaluate(DRAWN)
+            imgs = page.evaluate("() => Array.from(document.images).map(i => [i.alt || i.src.slice(0, 40), i.complete && i.naturalWidth > 0])")
+            result.images = len(imgs)
+            result.broken_images = [alt for alt, ok in imgs if not ok]
+        finally:
+            browser.close()
+    return result

@@ -13,7 +13,8 @@ import html
 import numpy as np
 import pandas as pd
 
-from emergelab.report.style import MARKERS, PALETTE, new_figure, to_data_uri
+from emergelab.report import fmt
+from emergelab.report import plot as P
 
 SCRATCH = "random init"
 MAX_PANELS = 6
@@ -47,13 +48,20 @@ def _base_order(s: pd.DataFrame) -> list[tuple[bool, int]]:
     return sorted({(bool(a), int(b)) for a, b in zip(s.scratch, s.step)}, key=lambda x: (x[0], x[1]))
 
 
-def curves_figure(s: pd.DataFrame, data: str):
+def _ks_axis(fig, row: int, col: int, ks, title: str) -> None:
+    """Log x axis ticked at the label counts that were run (16, 64, …), not at powers of ten."""
+    ticks = sorted({int(k) for k in ks})
+    fig.xaxis(row, col, title, type="log", tickvals=ticks, ticktext=[str(t) for t in ticks])
+
+
+def curves_figure(s: pd.DataFrame, data: str, fid: str) -> P.Plot:
     """Macro-F1 vs labelled examples: a panel per rung, a line per method × starting checkpoint."""
     rungs = list(s.sort_values("n_params").rung.unique())[-MAX_PANELS:]
-    fig, axes = new_figure(ncols=len(rungs), width=3.6 if len(rungs) > 1 else 5.0, height=3.1)
+    sizes = s.groupby("rung").n_params.max()
+    fig = P.new(1, len(rungs), titles=[f"{r} ({fmt.count(sizes[r])} params)" for r in rungs])
     bases = _base_order(s)
     methods = sorted(s.method.unique())
-    for ax, rung in zip(axes, rungs):
+    for col, rung in enumerate(rungs, start=1):
         r = s[s.rung == rung]
         for (scratch, step) in bases:
             for m in methods:
@@ -61,19 +69,21 @@ def curves_figure(s: pd.DataFrame, data: str):
                 if c.empty:
                     continue
                 i = bases.index((scratch, step))
-                label = f"{m}, {SCRATCH if scratch else f'step {step}'}"
-                ax.errorbar(c.k_shot, c.macro_f1_mean, yerr=c.macro_f1_std.fillna(0), ms=4, lw=1.2, capsize=2,
-                            ls="--" if scratch else "-", color="grey" if scratch else PALETTE[i % len(PALETTE)],
-                            marker=MARKERS[methods.index(m) % len(MARKERS)], label=label)
-        _label_axis(ax, r.k_shot)
-        ax.set_xlabel("labelled training examples (log)")
-        ax.set_ylabel("macro-F1 on held-out examples")
-        ax.set_title(f"{rung} ({int(r.n_params.iloc[0]):,} params)", fontsize=8)
-    axes[0].legend(fontsize=6, frameon=False)
+                name = f"{m}, {SCRATCH if scratch else f'step {fmt.step(step)}'}"
+                colour = "#777777" if scratch else P.colour(i)
+                text = [f"{rung} · {name} · {int(k)} labels · {int(n)} seed(s)<br>macro-F1 = {fmt.pm(v, sd)}"
+                        for k, n, v, sd in zip(c.k_shot, c.seeds, c.macro_f1_mean, c.macro_f1_std)]
+                fig.add(P.scatter(x=c.k_shot, y=c.macro_f1_mean, mode="lines+markers", name=name, legendgroup=name,
+                                  showlegend=col == 1, line={"color": colour, "width": 1.4, "dash": "dash" if scratch else "solid"},
+                                  marker={"symbol": P.SYMBOLS[methods.index(m) % len(P.SYMBOLS)], "size": 6},
+                                  error_y={"type": "data", "array": c.macro_f1_std.fillna(0), "color": colour, "thickness": 1},
+                                  text=text, hovertemplate="%{text}<extra></extra>"), 1, col)
+        _ks_axis(fig, 1, col, r.k_shot, "labelled training examples (log scale)")
+    fig.yaxis(1, 1, "macro-F1 on held-out examples")
     alt = (f"Fine-tuning on {data}: macro-F1 (mean ± sd over seeds) against the number of labelled training "
            "examples, one panel per rung, one line per method and starting checkpoint; dashed grey lines start "
            "from random weights.")
-    return f"{data}: sample efficiency by method and checkpoint", to_data_uri(fig), alt
+    return P.finish(fig, fid, f"{data}: sample efficiency by method and checkpoint", alt, 340)
 
 
 def pretraining_worth(s: pd.DataFrame) -> pd.DataFrame:
@@ -88,31 +98,21 @@ def pretraining_worth(s: pd.DataFrame) -> pd.DataFrame:
     return both[keys + ["step", "gain"]]
 
 
-def _label_axis(ax, ks) -> None:
-    """Log x axis ticked at the label counts that were run (16, 64, …), not at powers of ten."""
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    ticks = sorted({int(k) for k in ks})
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([str(t) for t in ticks])
-
-
-def worth_figure(g: pd.DataFrame, data: str):
-    fig, (ax,) = new_figure(width=5.0, height=3.1)
+def worth_figure(g: pd.DataFrame, data: str, fid: str) -> P.Plot:
+    fig = P.new(1, 1)
     for i, ((rung, m), c) in enumerate(g.sort_values("n_params").groupby(["rung", "method"], sort=False)):
         c = c.sort_values("k_shot")
-        ax.plot(c.k_shot, c.gain, lw=1.2, ms=4, color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
-                label=f"{rung} {m} (step {int(c.step.iloc[0])})")
-    ax.axhline(0, color="grey", lw=0.7, ls=":")
-    _label_axis(ax, g.k_shot)
-    ax.set_xlabel("labelled training examples (log)")
-    ax.set_ylabel("macro-F1 gain over random init")
-    ax.legend(fontsize=6, frameon=False)
+        name = f"{rung} {m} (step {fmt.step(c.step.iloc[0])})"
+        fig.add(P.scatter(x=c.k_shot, y=c.gain, mode="lines+markers", name=name, line={"color": P.colour(i), "width": 1.4},
+                          marker={"symbol": P.SYMBOLS[i % len(P.SYMBOLS)], "size": 6},
+                          text=[f"{name} · {int(k)} labels<br>macro-F1 gain = {fmt.num(v)}" for k, v in zip(c.k_shot, c.gain)],
+                          hovertemplate="%{text}<extra></extra>"))
+    fig.hline(0)
+    _ks_axis(fig, 1, 1, g.k_shot, "labelled training examples (log scale)")
+    fig.yaxis(1, 1, "macro-F1 gain over random init")
     alt = (f"Fine-tuning on {data}: macro-F1 of the latest fine-tuned checkpoint minus macro-F1 of the same "
            "architecture fine-tuned from random weights, against labelled examples, one line per rung and method.")
-    return f"{data}: what pretraining is worth", to_data_uri(fig), alt
+    return P.finish(fig, fid, f"{data}: what pretraining is worth", alt, 320)
 
 
 def _pm(mean: float, sd: float) -> str:
@@ -132,16 +132,16 @@ def table(s: pd.DataFrame) -> str:
             f"</tr></thead><tbody>{body}</tbody></table></details>")
 
 
-def section(df: pd.DataFrame, img) -> str:
-    """The section's HTML ('' without fine-tuning rows); ``img(title, uri, alt)`` renders one figure."""
+def section(df: pd.DataFrame) -> str:
+    """The section's HTML ('' without fine-tuning rows)."""
     w = runs(df)
     if w.empty:
         return ""
     out = []
-    for data, s in summary(w).groupby("data"):
-        out.append(f"<h3>{html.escape(str(data))}</h3>" + img(*curves_figure(s, data)))
+    for i, (data, s) in enumerate(summary(w).groupby("data")):
+        out.append(f"<h3>{html.escape(str(data))}</h3>" + curves_figure(s, data, f"fig-finetune-{i}").html())
         gain = pretraining_worth(s)
         if not gain.empty:
-            out.append(img(*worth_figure(gain, data)))
+            out.append(worth_figure(gain, data, f"fig-finetune-worth-{i}").html())
         out.append(table(s))
     return "".join(out)

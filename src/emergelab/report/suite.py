@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import html
 
+from emergelab.report.tables import MAX_OPEN
+
 _FLAG_TEXT = {
     "duplicate": lambda f: f"{f['source']} has the same weights as {f['same_as']} (step {f['same_as_step']}): analysed once",
     "norm_outlier": lambda f: f"weight norm {f['weight_norm']:.4g} leaves the line through its neighbours",
@@ -32,4 +34,6 @@ def section(audit: dict) -> str:
         for r in audit.get("checkpoints", []))
     header = "".join(f"<th>{h}</th>" for h in ("entry", "step", "source", "sha256", "params", "weight norm",
                                                 "cos to previous", "duplicate of"))
-    return head + f"<table class='suite'><tr>{header}</tr>{rows}</table>"
+    n = len(audit.get("checkpoints", []))
+    body = f"<div class='scroll'><table class='suite'><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table></div>"
+    return head + (f"<details class='table'><summary>Every checkpoint ({n} rows)</summary>{body}</details>" if n > MAX_OPEN else body)

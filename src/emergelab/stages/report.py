@@ -22,7 +22,7 @@ def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
 
 
 def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
-    from emergelab.report.build import build_report, require_study  # matplotlib: out of the no-op path
+    from emergelab.report.build import build_report, require_study  # pandas and plotly: out of the no-op path
 
     require_study(lay.root)
     stamp = inputs(lay)
