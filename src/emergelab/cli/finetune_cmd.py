@@ -42,6 +42,7 @@ def finetune_cmd(
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Same architecture, random weights: what pretraining is worth."),
     name: Optional[str] = typer.Option(None, "--name", help="Data name in task names finetune/<name>/<method> (default: the data file's stem)."),
     save_weights: bool = typer.Option(False, "--save-weights", help="Sweeps: also save every run's weights (a single run always does)."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Score the baselines beside the runs: majority, frozen checkpoint + logistic regression, TF-IDF n-grams + logistic regression."),
     export: Optional[Path] = typer.Option(None, "--export", help="Single run: also save a plain transformers model (LoRA/AdaLoRA/IA3 merged in) here."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model directory's own Python code (only if you trust it)."),
@@ -75,10 +76,10 @@ def finetune_cmd(
     with StudyLock(out):  # a second process on the same --out stops at once instead of racing
         if single:
             _single(model, train, evald, config=config, n_labels=counts[0], seed=seed_list[0], eval_size=eval_size,
-                    out=out, name=name, device=device, export=export)
+                    out=out, name=name, device=device, export=export, baselines=baselines)
         else:
             _sweep(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list,
-                   eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights)
+                   eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights, baselines=baselines)
     console.print(f"wall time {time.perf_counter() - t0:.1f} s")
 
 
@@ -120,15 +121,17 @@ def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
-def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name, device, export) -> None:
+def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name, device, export, baselines) -> None:
     from rich.table import Table
 
+    from emergelab.finetune.baselines import BASELINES
     from emergelab.finetune.export import export_merged
     from emergelab.finetune.run import finetune
 
     with _progress() as progress:
         rec = finetune(model, train, config=config, n_labels=n_labels, seed=seed, eval_data=evald, eval_size=eval_size,
-                       out_dir=out, data_name=name, device=device, progress=progress)
+                       out_dir=out, data_name=name, device=device, progress=progress,
+                       baselines=BASELINES if baselines else ())
     ev = rec["eval"]
     note = " (recorded earlier)" if rec.get("skipped") else ""
     table = Table(title=f"{rec['task_name']} on {rec['base']['rung']}{note}")
@@ -136,6 +139,9 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
         table.add_column(col, justify="right")
     table.add_row(rec["method"], str(rec["k_shot"]), f"{ev['accuracy']:.3f}±{ev['accuracy_stderr']:.3f}",
                   f"{ev['macro_f1']:.3f}", f"{ev['majority_baseline']:.3f}", str(ev["n"]), f"{rec['train']['seconds']:.1f}")
+    for b, sc in (rec.get("baselines") or {}).items():  # the same labels and evaluation examples, no fine-tuning
+        table.add_row(f"{b} (baseline)", str(rec["k_shot"]), f"{sc['accuracy']:.3f}±{sc['accuracy_stderr']:.3f}",
+                      f"{sc['macro_f1']:.3f}", "", str(sc["n"]), "")
     stdout.print(table)
     console.print(f"trainable parameters: {_fmt_params(rec['trainable_params'])} of {_fmt_params(rec['total_params'])} "
                   f"({100 * rec['trainable_fraction']:.2f} %); {rec['train']['steps']} steps")
@@ -149,9 +155,11 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
         console.print(f"exported a plain transformers model to {export}")
 
 
-def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, out, name, device, save_weights) -> None:
+def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, out, name, device, save_weights,
+           baselines) -> None:
     from rich.table import Table
 
+    from emergelab.finetune.baselines import BASELINES
     from emergelab.finetune.sweep import finetune_sweep, summarize
 
     seconds: dict[tuple[str, int], list[float]] = {}
@@ -168,16 +176,19 @@ def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, ou
     with _progress() as progress:
         rows = finetune_sweep(model, train, methods=methods, label_counts=counts, seeds=seeds, config=config,
                               eval_data=evald, eval_size=eval_size, out_dir=out, data_name=name,
-                              save_weights=save_weights, device=device, progress=progress, on_run=on_run)
+                              save_weights=save_weights, device=device, progress=progress, on_run=on_run,
+                              baselines=BASELINES if baselines else ())
     summary = summarize(rows)
     n_eval = int(summary["n_eval"].max())
     table = Table(title=f"sample efficiency on {summary['rung'].iloc[0]}: mean ± std over seeds, {n_eval} eval")
     for col in ("method", "labels", "seeds", "macro-F1", "accuracy", "majority", "s/run"):
         table.add_column(col, justify="right")
-    for r in summary.itertuples():
+    for r in summary.itertuples():  # each label count's runs, then its baselines
         secs = seconds.get((r.task, r.k_shot), [math.nan])
-        table.add_row(r.task.rsplit("/", 1)[-1], str(r.k_shot), str(r.seeds), _pm(r.macro_f1_mean, r.macro_f1_std),
-                      _pm(r.accuracy_mean, r.accuracy_std), f"{r.majority_baseline:.3f}", f"{sum(secs) / len(secs):.1f}")
+        baseline = r.source == "baseline"
+        table.add_row(r.task.rsplit("/", 1)[-1] + (" (baseline)" if baseline else ""), str(r.k_shot), str(r.seeds),
+                      _pm(r.macro_f1_mean, r.macro_f1_std), _pm(r.accuracy_mean, r.accuracy_std),
+                      "" if baseline else f"{r.majority_baseline:.3f}", "" if baseline else f"{sum(secs) / len(secs):.1f}")
     stdout.print(table)
     for task, text in trainable.items():
         console.print(f"{task}: trainable parameters {text}")

@@ -7,6 +7,11 @@ and ``rung``/``step``/``n_params``/``tokens``/``flops`` describe the base model 
 ``checkpoint.json`` when it is an emergelab checkpoint), so fine-tuning results line up with the
 other stages' scale and training-time axes. Metrics: ``accuracy`` (with binomial stderr),
 ``macro_f1`` and ``majority_baseline`` (always predicting the most frequent training label).
+
+A run asked for ``baselines`` also records them (``finetune.baselines``) on its training labels and
+evaluation examples: rows with ``source="baseline"`` and ``task = "finetune/<data>/<baseline>"``, every
+other column the run's (a baseline row stands beside the result it is a baseline for; the model-free
+``majority`` and ``tfidf-logreg`` are then equal across checkpoints, ``frozen-logreg`` is not).
 """
 from __future__ import annotations
 
@@ -16,11 +21,13 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from emergelab.corpus.labelled import LabelledData
 from emergelab.errors import UserError
+from emergelab.finetune.baselines import BASELINES, baseline_rows, run_baselines
 from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.encode import IGNORE, encode
 from emergelab.finetune.evaluate import majority_baseline, scores
@@ -99,11 +106,12 @@ def measurement_rows(rec: dict, *, study: str = "") -> list[dict]:
     common = dict(study=study, rung=b["rung"], n_params=b["n_params"], step=b["step"], tokens=b["tokens"],
                   flops=b["flops"], source="finetune", task=rec["task_name"], k_shot=rec["k_shot"], layer=-1,
                   n=ev["n"], seed=rec["seed"])
-    return [
+    rows = [
         {**common, "metric": "accuracy", "value": ev["accuracy"], "stderr": ev["accuracy_stderr"]},
         {**common, "metric": "macro_f1", "value": ev["macro_f1"]},
         {**common, "metric": "majority_baseline", "value": ev["majority_baseline"]},
     ]
+    return rows + baseline_rows(rec.get("baselines") or {}, data_name=rec["data_name"], common=common)
 
 
 def recorded(run_dir: Path | None, spec_hash: str) -> dict | None:
@@ -118,8 +126,13 @@ def recorded(run_dir: Path | None, spec_hash: str) -> dict | None:
 
 def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: int, n_labels: int | None,
             data_name: str, run_dir: Path | None = None, save: bool = True, spec_hash: str = "",
-            study: str = "", device: str | None = None, progress=None) -> dict:
-    """Fine-tune once (or return the recorded run) and return its record, with ``rows``."""
+            study: str = "", device: str | None = None, progress=None, baselines: Sequence[str] = (),
+            baseline_cache: dict | None = None) -> dict:
+    """Fine-tune once (or return the recorded run) and return its record, with ``rows``.
+
+    ``baselines``: names from ``finetune.baselines.BASELINES`` to score beside the run (classification);
+    ``baseline_cache`` keeps what the baselines of several runs on the same splits share (see ``run_baselines``).
+    """
     if (rec := recorded(run_dir, spec_hash)) is not None:
         return {**rec, "rows": measurement_rows(rec, study=study), "skipped": True}
     device = device or default_device()
@@ -137,6 +150,13 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         subtoken = "last" if is_causal(model.config) else "first"
     train_enc = encode(tokenizer, train_data, max_length=config.max_length, subtoken=subtoken)
     eval_enc = encode(tokenizer, splits.eval, max_length=config.max_length, subtoken=subtoken)
+    base_scores = {}
+    if baselines and task == "classify":
+        which = [b for b in baselines if not (b == "frozen-logreg" and config.from_scratch)]  # a random body is no checkpoint
+        model.to(device)
+        base_scores = run_baselines(model, train_enc, eval_enc, train_texts=train_data.texts, eval_texts=splits.eval.texts,
+                                    which=which, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size,
+                                    device=device, seed=seed, cache=baseline_cache, base_key=base.weights_sha256)
     steps = config.n_steps(len(train_data))
     model = wrap_model(model, config, task=task, total_steps=steps, new_modules=new_modules)
     trainable, total = count_parameters(model)
@@ -161,7 +181,7 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         "eval": {**sc, "examples": len(splits.eval), "source": splits.eval.source},
         "adalora_ranks": adalora_ranks(model) if config.method == "adalora" else None,
         "adalora_initial_rank": config.adalora_init_r if config.method == "adalora" else None,
-        "weights": None, "device": device, "versions": _versions(),
+        "baselines": base_scores, "weights": None, "device": device, "versions": _versions(),
     }
     if run_dir is not None:
         if save:
@@ -185,7 +205,7 @@ def _versions() -> dict:
 def finetune(model_dir: str | Path, data: LabelledData, *, config: FinetuneConfig | None = None,
              n_labels: int | None = None, seed: int = 0, eval_data: LabelledData | None = None,
              eval_size: int | None = None, out_dir: str | Path | None = None, data_name: str | None = None,
-             study: str = "", device: str | None = None, progress=None) -> dict:
+             study: str = "", device: str | None = None, progress=None, baselines: Sequence[str] = BASELINES) -> dict:
     """Fine-tune ``model_dir`` on ``data`` once; with ``out_dir`` the run is saved there (reloadable).
 
     Returns the run record (``finetune.json``'s content) plus ``rows`` (measurement rows), ``model``
@@ -201,7 +221,7 @@ def finetune(model_dir: str | Path, data: LabelledData, *, config: FinetuneConfi
                        splits.held_out, n_labels, seed, name)
     return run_one(base, splits, config=config, seed=seed, n_labels=n_labels, data_name=name,
                    run_dir=Path(out_dir) if out_dir else None, spec_hash=spec, study=study, device=device,
-                   progress=progress)
+                   progress=progress, baselines=baselines)
 
 
 def spec_digest(base: BaseModel, config: FinetuneConfig, data_hash: str, eval_hash: str, held_out: int,
