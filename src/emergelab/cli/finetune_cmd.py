@@ -34,6 +34,9 @@ def finetune_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (overrides --epochs)."),
     min_steps: int = typer.Option(50, "--min-steps", min=0, help="Fewest steps when counting by epochs."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default per method: full 1e-4, lora/adalora 1e-3, ia3 3e-3, adapter 1e-3)."),
+    head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Peak learning rate of the new task head (default: --lr)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Early stopping (with --epochs): labels held out to validate; 0 = off."),
+    patience: int = typer.Option(3, "--patience", min=1, help="Early stopping: validations (10 per run) without improvement before stopping."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Training examples per step."),
     max_length: int = typer.Option(128, "--max-length", min=2, help="Tokens per example (longer ones are truncated)."),
     lora_r: int = typer.Option(8, "--lora-r", min=1, help="LoRA rank."),
@@ -60,7 +63,8 @@ def finetune_cmd(
     if task not in TASKS:  # the checks that need no model or data come first
         raise UserError(f"--task must be classify or tag, got {task!r}")
     methods, counts, config = _plan(method, labels, dict(
-        epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, batch_size=batch_size, max_length=max_length,
+        epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, head_lr=head_lr, val_fraction=val_fraction,
+        patience=patience, batch_size=batch_size, max_length=max_length,
         lora_r=lora_r, adapter_kind=adapter_kind, target_modules=tuple(_split(target_modules)) or None,
         from_scratch=from_scratch, trust_remote_code=trust_remote_code))
     seed_list = list(range(seed, seed + seeds))
@@ -143,8 +147,11 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
         table.add_row(f"{b} (baseline)", str(rec["k_shot"]), f"{sc['accuracy']:.3f}±{sc['accuracy_stderr']:.3f}",
                       f"{sc['macro_f1']:.3f}", "", str(sc["n"]), "")
     stdout.print(table)
+    t = rec["train"]
+    stopped = (f" (early stopping on {t['validation_examples']} held-out labels: best at step {t['best_step']} "
+               f"of {t['planned_steps']})" if t.get("validation_examples") else "")
     console.print(f"trainable parameters: {_fmt_params(rec['trainable_params'])} of {_fmt_params(rec['total_params'])} "
-                  f"({100 * rec['trainable_fraction']:.2f} %); {rec['train']['steps']} steps")
+                  f"({100 * rec['trainable_fraction']:.2f} %); {t['steps']} steps{stopped}")
     if rec.get("adalora_ranks"):
         ranks = rec["adalora_ranks"]
         console.print(f"AdaLoRA final ranks (initial {rec['adalora_initial_rank']} each, total {sum(ranks.values())} "

@@ -29,10 +29,10 @@ from emergelab.corpus.labelled import LabelledData
 from emergelab.errors import UserError
 from emergelab.finetune.baselines import BASELINES, baseline_rows, run_baselines
 from emergelab.finetune.config import FinetuneConfig
-from emergelab.finetune.encode import IGNORE, encode
+from emergelab.finetune.encode import IGNORE, Encoded, encode
 from emergelab.finetune.evaluate import majority_baseline, scores
 from emergelab.finetune.methods import adalora_ranks, wrap_model
-from emergelab.finetune.model_dir import BaseModel, check_model_dir, count_parameters, is_causal, load_task_model, load_tokenizer
+from emergelab.finetune.model_dir import HEAD_NAMES, BaseModel, check_model_dir, count_parameters, is_causal, load_task_model, load_tokenizer
 from emergelab.finetune.sampling import check_label_counts, default_eval_size, holdout_split, label_subset
 from emergelab.finetune.saved import RECORD, SCHEMA_VERSION, save_base, save_weights
 from emergelab.finetune.train import train
@@ -157,13 +157,17 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         base_scores = run_baselines(model, train_enc, eval_enc, train_texts=train_data.texts, eval_texts=splits.eval.texts,
                                     which=which, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size,
                                     device=device, seed=seed, cache=baseline_cache, base_key=base.weights_sha256)
-    steps = config.n_steps(len(train_data))
+    # early stopping: the last examples of the seeded order validate (the first ones hold every class)
+    n_val = config.n_validation(len(train_data))
+    fit_enc, val_enc = _carve(train_enc, len(train_enc) - n_val)
+    steps = config.n_steps(len(fit_enc))
     model = wrap_model(model, config, task=task, total_steps=steps, new_modules=new_modules)
     trainable, total = count_parameters(model)
     model.to(device)
     desc = f"{config.method} k={len(train_data)} seed={seed}"
-    stats = train(model, train_enc, config=config, steps=steps, seed=seed, pad_token_id=tokenizer.pad_token_id,
-                  device=device, progress=progress, description=desc)
+    stats = train(model, fit_enc, config=config, steps=steps, seed=seed, pad_token_id=tokenizer.pad_token_id,
+                  device=device, progress=progress, description=desc, val_enc=val_enc if n_val else None,
+                  head_names=(*HEAD_NAMES, *new_modules))
     sc = scores(model, eval_enc, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size, device=device)
     gold = np.array([v for y in eval_enc.labels for v in (y if isinstance(y, list) else [y]) if v != IGNORE])
     sc["majority_baseline"] = majority_baseline(train_data.labels, gold)
@@ -177,7 +181,8 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         "label_subtoken": subtoken if task == "tag" else None, "new_modules": new_modules,
         "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total,
         "train": {"steps": stats.steps, "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
-                  "final_loss": stats.final_loss, "examples": len(train_data)},
+                  "final_loss": stats.final_loss, "examples": len(fit_enc), "validation_examples": n_val,
+                  "planned_steps": steps, "best_step": stats.best_step, "validation_losses": stats.val_losses},
         "eval": {**sc, "examples": len(splits.eval), "source": splits.eval.source},
         "adalora_ranks": adalora_ranks(model) if config.method == "adalora" else None,
         "adalora_initial_rank": config.adalora_init_r if config.method == "adalora" else None,
@@ -189,6 +194,15 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         write_part(run_dir / ROWS, measurement_rows(rec, study=study))
         atomic_write_json(run_dir / RECORD, rec)  # last: a run with its record is complete
     return {**rec, "rows": measurement_rows(rec, study=study), "skipped": False, "model": model, "tokenizer": tokenizer}
+
+
+def _carve(enc: Encoded, n_fit: int) -> tuple[Encoded, Encoded]:
+    """(the first ``n_fit`` examples, the rest) of ``enc``."""
+    def part(sl: slice) -> Encoded:
+        tt = enc.token_type_ids[sl] if enc.token_type_ids is not None else None
+        return Encoded(enc.input_ids[sl], enc.labels[sl], tt)
+
+    return part(slice(0, n_fit)), part(slice(n_fit, None))
 
 
 def _versions() -> dict:
