@@ -32,7 +32,15 @@ from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.encode import IGNORE, Encoded, encode
 from emergelab.finetune.evaluate import majority_baseline, scores
 from emergelab.finetune.methods import adalora_ranks, wrap_model
-from emergelab.finetune.model_dir import HEAD_NAMES, BaseModel, check_model_dir, count_parameters, is_causal, load_task_model, load_tokenizer
+from emergelab.finetune.model_dir import (
+    HEAD_NAMES,
+    BaseModel,
+    check_model_dir,
+    count_parameters,
+    is_causal,
+    load_task_model,
+    load_tokenizer,
+)
 from emergelab.finetune.sampling import check_label_counts, default_eval_size, holdout_split, label_subset
 from emergelab.finetune.saved import RECORD, SCHEMA_VERSION, save_base, save_weights
 from emergelab.finetune.train import train
