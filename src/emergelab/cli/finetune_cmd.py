@@ -140,7 +140,7 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
     note = " (recorded earlier)" if rec.get("skipped") else ""
     table = Table(title=f"{rec['task_name']} on {rec['base']['rung']}{note}")
     for col in ("method", "labels", "accuracy", "macro-F1", "majority", "n eval", "train s"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=col == "method")
     table.add_row(rec["method"], str(rec["k_shot"]), f"{ev['accuracy']:.3f}±{ev['accuracy_stderr']:.3f}",
                   f"{ev['macro_f1']:.3f}", f"{ev['majority_baseline']:.3f}", str(ev["n"]), f"{rec['train']['seconds']:.1f}")
     for b, sc in (rec.get("baselines") or {}).items():  # the same labels and evaluation examples, no fine-tuning
@@ -189,7 +189,7 @@ def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, ou
     n_eval = int(summary["n_eval"].max())
     table = Table(title=f"sample efficiency on {summary['rung'].iloc[0]}: mean ± std over seeds, {n_eval} eval")
     for col in ("method", "labels", "seeds", "macro-F1", "accuracy", "majority", "s/run"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=col == "method")
     for r in summary.itertuples():  # each label count's runs, then its baselines
         secs = seconds.get((r.task, r.k_shot), [math.nan])
         baseline = r.source == "baseline"
