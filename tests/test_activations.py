@@ -1,7 +1,6 @@
 """`emergelab activations`: the files hold the model's own hidden states per real token, with ids and offsets."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 
 from emergelab.probe.activation_file import read_activations
 from emergelab.probe.sites import Site, site_name
+from tests.test_probe_cli import _cli  # the in-process CLI runner the probe tests use
 
 WORDS = ["the", "cat", "dog", "sees", "runs", "a", "."]
 
@@ -33,20 +33,6 @@ def texts_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "texts.txt"
     path.write_text("the cat sees a dog .\na dog runs\nthe cat\n")
     return path
-
-
-def _cli(args, capsys, monkeypatch) -> tuple[int, str]:
-    from emergelab.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["emergelab", *args])
-    torch.set_num_threads(1)
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.mark.parametrize("suffix", ["safetensors", "parquet"])
