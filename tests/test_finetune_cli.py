@@ -83,9 +83,11 @@ def test_sweep_prints_mean_and_std(model_dir, tmp_path, monkeypatch, capsys):
                         "--labels", "4,all", "--seeds", 2, "--steps", 2, "--eval-size", 20, "--out", tmp_path / "sweep")
     assert code == 0, err
     assert "sample efficiency" in err and "±" in err and "trainable parameters" in err
+    assert "tfidf-logreg (baseline)" in err and "frozen-logreg (baseline)" in err  # beside the runs
     table = read_table(tmp_path / "sweep")
-    assert len(table) == 2 * 2 * 2 * 3
-    assert set(table["task"]) == {"finetune/toy/lora", "finetune/toy/ia3"} and set(table["k_shot"]) == {4, 100}
+    runs, baselines = table[table.source == "finetune"], table[table.source == "baseline"]
+    assert len(runs) == 2 * 2 * 2 * 3 and len(baselines) == 2 * 2 * 3 * 2  # baselines once per label count and seed
+    assert set(runs["task"]) == {"finetune/toy/lora", "finetune/toy/ia3"} and set(table["k_shot"]) == {4, 100}
     assert (tmp_path / "sweep" / "summary.csv").exists()
 
 

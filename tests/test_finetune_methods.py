@@ -229,14 +229,19 @@ def test_sweep_rows_summary_and_resume(base_dir, tmp_path):
     kw = dict(methods=["lora"], label_counts=[8, None], seeds=[0, 1], eval_size=100, out_dir=tmp_path,
               config=FinetuneConfig(steps=5, lr=1e-2), on_run=done.append)
     rows = finetune_sweep(base_dir, data, **kw)
-    assert len(rows) == 2 * 2 * 3 and {r["source"] for r in rows} == {"finetune"}
-    assert {r["k_shot"] for r in rows} == {8, 200} and {r["task"] for r in rows} == {"finetune/toy/lora"}
+    runs = [r for r in rows if r["source"] == "finetune"]
+    # per run: 3 rows of its own, and 2 (accuracy, macro-F1) for each of the 3 baselines
+    assert len(runs) == 2 * 2 * 3 and len(rows) == 2 * 2 * (3 + 3 * 2)
+    assert {r["k_shot"] for r in rows} == {8, 200} and {r["task"] for r in runs} == {"finetune/toy/lora"}
+    assert {r["task"] for r in rows if r["source"] == "baseline"} == {
+        "finetune/toy/majority", "finetune/toy/frozen-logreg", "finetune/toy/tfidf-logreg"}
     summary = summarize(rows)
-    assert list(summary["k_shot"]) == [8, 200] and (summary["seeds"] == 2).all()
+    assert list(summary["k_shot"]) == [8] * 4 + [200] * 4 and (summary["seeds"] == 2).all()
+    assert list(summary["source"]) == ["finetune"] + ["baseline"] * 3 + ["finetune"] + ["baseline"] * 3
     assert summary["macro_f1_std"].notna().all()
     from emergelab.measurements import read_table
 
-    assert len(read_table(tmp_path)) == 12 and (tmp_path / "summary.csv").exists()
+    assert len(read_table(tmp_path)) == len(rows) and (tmp_path / "summary.csv").exists()
     again = finetune_sweep(base_dir, data, **kw)
     assert again == rows and all(r["skipped"] for r in done[4:]) and not any(r["skipped"] for r in done[:4])
     with pytest.raises(UserError, match="other settings"):

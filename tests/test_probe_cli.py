@@ -65,10 +65,16 @@ def test_standalone_probe_on_tiny_bert(tiny_bert, tagged_file, tmp_path, capsys,
                        "--max-examples", "50", "--out", str(out)], capsys, monkeypatch)
     assert code == 0, text
     assert "selectivity" in text and "control accuracy" in text
-    df = pd.read_parquet(out / "measurements.parquet")
+    assert "word lookup" in text  # the baselines are printed beside the layers
+    rows = pd.read_parquet(out / "measurements.parquet")
+    base = rows[rows.source == "baseline"].set_index("metric").value
+    # every word of this toy language has one tag: the word lookup is right on every word seen in training
+    assert base["word_lookup_baseline"] > 0.95 and base["majority_baseline"] == pytest.approx(
+        rows[rows.metric == "majority_baseline"].value.iloc[0])
+    df = rows[rows.source == "probe"]
     assert set(df.layer) == {0, 1, 2}
     assert set(df.metric) == {"accuracy", "control_accuracy", "selectivity", "majority_baseline"}
-    assert (df.source == "probe").all() and (df.task == "toy_pos").all() and (df.rung == "tiny-bert").all()
+    assert (df.task == "toy_pos").all() and (df.rung == "tiny-bert").all()
     acc = df[df.metric == "accuracy"].set_index("layer").value
     # each word has one tag, so even the embeddings of a random-init BERT separate the tags
     assert acc[0] > 0.95
@@ -83,7 +89,8 @@ def test_standalone_layers_option(tiny_bert, tagged_file, tmp_path, capsys, monk
     code, text = _cli(["probe", "--model", str(tiny_bert), "--data", str(tagged_file), "--layers", "0,-1",
                        "--max-examples", "20", "--out", str(out)], capsys, monkeypatch)
     assert code == 0, text
-    assert set(pd.read_parquet(out / "measurements.parquet").layer) == {0, 2}
+    rows = pd.read_parquet(out / "measurements.parquet")
+    assert set(rows[rows.source == "probe"].layer) == {0, 2} and set(rows[rows.source == "baseline"].layer) == {-1}
     code, text = _cli(["probe", "--model", str(tiny_bert), "--data", str(tagged_file), "--layers", "7",
                        "--out", str(out)], capsys, monkeypatch)
     assert code == 2 and "out of range" in text

@@ -28,7 +28,7 @@ SCHEMA: dict[str, str] = {
     "step": "int64",
     "tokens": "int64",
     "flops": "float64",
-    "source": "string",  # train | eval | probe | heads | mechanism | finetune
+    "source": "string",  # train | eval | probe | heads | mechanism | finetune | baseline
     "task": "string",
     "k_shot": "int64",
     "layer": "int64",
@@ -40,7 +40,9 @@ SCHEMA: dict[str, str] = {
 }
 COLUMNS = list(SCHEMA)
 SORT_KEY = ["source", "task", "metric", "rung", "step", "k_shot", "layer", "seed"]
-SOURCES = ("train", "eval", "probe", "heads", "mechanism", "finetune")
+#: ``baseline`` rows stand beside the probe or fine-tuning results they are a baseline for (same task, or for
+#: fine-tuning ``finetune/<data>/<baseline>`` in the method's place; same rung, step, k_shot and seed; layer -1)
+SOURCES = ("train", "eval", "probe", "heads", "mechanism", "finetune", "baseline")
 
 _DEFAULTS = {"study": "", "rung": "", "n_params": 0, "step": 0, "tokens": 0, "flops": 0.0,
              "k_shot": 0, "layer": -1, "stderr": np.nan, "n": 0, "seed": 0}
@@ -125,6 +127,7 @@ METRICS: dict[str, tuple[bool, str]] = {
     "control_accuracy": (True, "discontinuous"),
     "selectivity": (True, "continuous"),
     "majority_baseline": (True, "discontinuous"),
+    "word_lookup_baseline": (True, "discontinuous"),
 }
 
 #: Chance levels are stored as rows with ``metric = CHANCE_PREFIX + <metric>`` (e.g.

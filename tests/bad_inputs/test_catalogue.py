@@ -79,6 +79,7 @@ CASES = [
     ("labels-missing-column", ["finetune", "--model", "{A}/bert", "--data", "{A}/no_label.csv", "--out", "{T}/f"], "label"),
     ("labels-empty-file", ["finetune", "--model", "{A}/bert", "--data", "{A}/empty.csv", "--out", "{T}/f"], "empty"),
     ("labels-too-many-requested", ["finetune", "--model", "{A}/bert", "--data", "{A}/ok.csv", "--labels", "5000", "--out", "{T}/f"], "5000"),
+    ("labels-wrong-label-column", ["finetune", "--model", "{A}/bert", "--data", "{A}/ok.csv", "--label-column", "stars", "--out", "{T}/f"], "stars"),
     ("labels-untagged-token", ["probe", "--model", "{A}/bert", "--data", "{A}/tags_missing.txt", "--task", "tag", "--out", "{T}/p"], "TAG"),
     # model directories
     ("model-missing", ["finetune", "--model", "{A}/nowhere", "--data", "{A}/ok.csv", "--out", "{T}/f"], "does not exist"),
@@ -87,6 +88,10 @@ CASES = [
     ("model-pickle-only", ["evaluate", "--model", "{A}/pickle_only", "--task", "{A}/ok.yaml", "--out", "{T}/e"], "pickle"),
     ("model-corrupt-weights", ["evaluate", "--model", "{A}/corrupt", "--task", "{A}/ok.yaml", "--out", "{T}/e"], "corrupt"),
     ("model-pickle-probe", ["probe", "--model", "{A}/pickle_only", "--data", "{A}/tags.txt", "--task", "tag", "--out", "{T}/p"], "pickle"),
+    # activation files
+    ("activations-bad-out-suffix", ["activations", "--model", "{A}/bert", "--data", "{A}/ok.csv", "--out", "{T}/a.npy"], ".safetensors or .parquet"),
+    ("activations-layer-out-of-range", ["activations", "--model", "{A}/bert", "--data", "{A}/ok.csv", "--layers", "99", "--out", "{T}/a.safetensors"], "out of range"),
+    ("activations-missing-data", ["activations", "--model", "{A}/bert", "--data", "{A}/nowhere.txt", "--out", "{T}/a.safetensors"], "no text data"),
     # CLI arguments and directories
     ("cli-explain-no-table", ["explain", "{T}"], "measurements"),
     ("cli-report-no-study", ["report", "{T}"], "measurements.parquet"),

@@ -1,4 +1,5 @@
 """Imports every command module so that each registers its command on the app."""
+import emergelab.cli.activations_cmd  # noqa: F401
 import emergelab.cli.evaluate_cmd  # noqa: F401
 import emergelab.cli.explain_cmd  # noqa: F401
 import emergelab.cli.export_cmd  # noqa: F401

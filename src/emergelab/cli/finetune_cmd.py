@@ -34,6 +34,9 @@ def finetune_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (overrides --epochs)."),
     min_steps: int = typer.Option(50, "--min-steps", min=0, help="Fewest steps when counting by epochs."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default per method: full 1e-4, lora/adalora 1e-3, ia3 3e-3, adapter 1e-3)."),
+    head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Peak learning rate of the new task head (default: --lr)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Early stopping (with --epochs): labels held out to validate; 0 = off."),
+    patience: int = typer.Option(3, "--patience", min=1, help="Early stopping: validations (10 per run) without improvement before stopping."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Training examples per step."),
     max_length: int = typer.Option(128, "--max-length", min=2, help="Tokens per example (longer ones are truncated)."),
     lora_r: int = typer.Option(8, "--lora-r", min=1, help="LoRA rank."),
@@ -42,6 +45,7 @@ def finetune_cmd(
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Same architecture, random weights: what pretraining is worth."),
     name: Optional[str] = typer.Option(None, "--name", help="Data name in task names finetune/<name>/<method> (default: the data file's stem)."),
     save_weights: bool = typer.Option(False, "--save-weights", help="Sweeps: also save every run's weights (a single run always does)."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Score the baselines beside the runs: majority, frozen checkpoint + logistic regression, TF-IDF n-grams + logistic regression."),
     export: Optional[Path] = typer.Option(None, "--export", help="Single run: also save a plain transformers model (LoRA/AdaLoRA/IA3 merged in) here."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model directory's own Python code (only if you trust it)."),
@@ -59,7 +63,8 @@ def finetune_cmd(
     if task not in TASKS:  # the checks that need no model or data come first
         raise UserError(f"--task must be classify or tag, got {task!r}")
     methods, counts, config = _plan(method, labels, dict(
-        epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, batch_size=batch_size, max_length=max_length,
+        epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, head_lr=head_lr, val_fraction=val_fraction,
+        patience=patience, batch_size=batch_size, max_length=max_length,
         lora_r=lora_r, adapter_kind=adapter_kind, target_modules=tuple(_split(target_modules)) or None,
         from_scratch=from_scratch, trust_remote_code=trust_remote_code))
     seed_list = list(range(seed, seed + seeds))
@@ -75,10 +80,10 @@ def finetune_cmd(
     with StudyLock(out):  # a second process on the same --out stops at once instead of racing
         if single:
             _single(model, train, evald, config=config, n_labels=counts[0], seed=seed_list[0], eval_size=eval_size,
-                    out=out, name=name, device=device, export=export)
+                    out=out, name=name, device=device, export=export, baselines=baselines)
         else:
             _sweep(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list,
-                   eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights)
+                   eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights, baselines=baselines)
     console.print(f"wall time {time.perf_counter() - t0:.1f} s")
 
 
@@ -120,25 +125,33 @@ def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
-def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name, device, export) -> None:
+def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name, device, export, baselines) -> None:
     from rich.table import Table
 
+    from emergelab.finetune.baselines import BASELINES
     from emergelab.finetune.export import export_merged
     from emergelab.finetune.run import finetune
 
     with _progress() as progress:
         rec = finetune(model, train, config=config, n_labels=n_labels, seed=seed, eval_data=evald, eval_size=eval_size,
-                       out_dir=out, data_name=name, device=device, progress=progress)
+                       out_dir=out, data_name=name, device=device, progress=progress,
+                       baselines=BASELINES if baselines else ())
     ev = rec["eval"]
     note = " (recorded earlier)" if rec.get("skipped") else ""
     table = Table(title=f"{rec['task_name']} on {rec['base']['rung']}{note}")
     for col in ("method", "labels", "accuracy", "macro-F1", "majority", "n eval", "train s"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=col == "method")
     table.add_row(rec["method"], str(rec["k_shot"]), f"{ev['accuracy']:.3f}±{ev['accuracy_stderr']:.3f}",
                   f"{ev['macro_f1']:.3f}", f"{ev['majority_baseline']:.3f}", str(ev["n"]), f"{rec['train']['seconds']:.1f}")
+    for b, sc in (rec.get("baselines") or {}).items():  # the same labels and evaluation examples, no fine-tuning
+        table.add_row(f"{b} (baseline)", str(rec["k_shot"]), f"{sc['accuracy']:.3f}±{sc['accuracy_stderr']:.3f}",
+                      f"{sc['macro_f1']:.3f}", "", str(sc["n"]), "")
     stdout.print(table)
+    t = rec["train"]
+    stopped = (f" (early stopping on {t['validation_examples']} held-out labels: best at step {t['best_step']} "
+               f"of {t['planned_steps']})" if t.get("validation_examples") else "")
     console.print(f"trainable parameters: {_fmt_params(rec['trainable_params'])} of {_fmt_params(rec['total_params'])} "
-                  f"({100 * rec['trainable_fraction']:.2f} %); {rec['train']['steps']} steps")
+                  f"({100 * rec['trainable_fraction']:.2f} %); {t['steps']} steps{stopped}")
     if rec.get("adalora_ranks"):
         ranks = rec["adalora_ranks"]
         console.print(f"AdaLoRA final ranks (initial {rec['adalora_initial_rank']} each, total {sum(ranks.values())} "
@@ -149,9 +162,11 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
         console.print(f"exported a plain transformers model to {export}")
 
 
-def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, out, name, device, save_weights) -> None:
+def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, out, name, device, save_weights,
+           baselines) -> None:
     from rich.table import Table
 
+    from emergelab.finetune.baselines import BASELINES
     from emergelab.finetune.sweep import finetune_sweep, summarize
 
     seconds: dict[tuple[str, int], list[float]] = {}
@@ -168,16 +183,19 @@ def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, ou
     with _progress() as progress:
         rows = finetune_sweep(model, train, methods=methods, label_counts=counts, seeds=seeds, config=config,
                               eval_data=evald, eval_size=eval_size, out_dir=out, data_name=name,
-                              save_weights=save_weights, device=device, progress=progress, on_run=on_run)
+                              save_weights=save_weights, device=device, progress=progress, on_run=on_run,
+                              baselines=BASELINES if baselines else ())
     summary = summarize(rows)
     n_eval = int(summary["n_eval"].max())
     table = Table(title=f"sample efficiency on {summary['rung'].iloc[0]}: mean ± std over seeds, {n_eval} eval")
     for col in ("method", "labels", "seeds", "macro-F1", "accuracy", "majority", "s/run"):
-        table.add_column(col, justify="right")
-    for r in summary.itertuples():
+        table.add_column(col, justify="right", no_wrap=col == "method")
+    for r in summary.itertuples():  # each label count's runs, then its baselines
         secs = seconds.get((r.task, r.k_shot), [math.nan])
-        table.add_row(r.task.rsplit("/", 1)[-1], str(r.k_shot), str(r.seeds), _pm(r.macro_f1_mean, r.macro_f1_std),
-                      _pm(r.accuracy_mean, r.accuracy_std), f"{r.majority_baseline:.3f}", f"{sum(secs) / len(secs):.1f}")
+        baseline = r.source == "baseline"
+        table.add_row(r.task.rsplit("/", 1)[-1] + (" (baseline)" if baseline else ""), str(r.k_shot), str(r.seeds),
+                      _pm(r.macro_f1_mean, r.macro_f1_std), _pm(r.accuracy_mean, r.accuracy_std),
+                      "" if baseline else f"{r.majority_baseline:.3f}", "" if baseline else f"{sum(secs) / len(secs):.1f}")
     stdout.print(table)
     for task, text in trainable.items():
         console.print(f"{task}: trainable parameters {text}")

@@ -96,6 +96,13 @@ def _standalone(model_dir: Path, data_path: Path, *, task: str, text_column, lab
                                         seed=seed, max_length=max_length, batch_size=batch_size, how=how,
                                         on_layer=on_layer, trust_remote_code=trust_remote_code)
     stdout.print(table)
+    baselines = Table(title="baselines on the same test rows (no model layer)")
+    for col in ("baseline", "accuracy", "n test"):
+        baselines.add_column(col, justify="right")
+    for r in rows:  # what needs no model (majority) or only the word itself (word lookup)
+        if r["source"] == "baseline":
+            baselines.add_row(r["metric"].removesuffix("_baseline").replace("_", " "), f"{r['value']:.3f}", str(r["n"]))
+    stdout.print(baselines)
     n_classes = len(set(features.y.tolist()))
     note = f"; {features.n_dropped} words lost to truncation" if features.n_dropped else ""
     console.print(f"{len(features.y)} labelled {'words' if task == 'tag' else 'texts'}, {n_classes} classes{note}")

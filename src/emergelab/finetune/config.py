@@ -10,6 +10,10 @@ from emergelab.spec.finetune import ADAPTER_KINDS, METHOD_NAMES
 
 #: each method's peak learning rate, for short runs (tens to hundreds of steps, as in sample-efficiency sweeps)
 DEFAULT_LR = {"full": 1e-4, "lora": 1e-3, "adalora": 1e-3, "ia3": 3e-3, "adapter": 1e-3}
+#: early stopping: runs with fewer labels train on all of them; the validation split has at least MIN_VAL
+MIN_EARLY_STOP, MIN_VAL = 40, 8
+#: validations per run when stopping early
+N_VALIDATIONS = 10
 
 
 
@@ -35,6 +39,16 @@ class FinetuneConfig:
     """Tokens per example; longer examples are truncated (for tagging, truncated words are not scored)."""
     label_subtoken: str = "auto"
     """Tagging: the sub-token of each word that carries its tag: first, last, or auto (last for causal models)."""
+    head_lr: float | None = None
+    """Peak learning rate of the new task head (and any new module); None: ``lr``. A fresh head starts far
+    from its optimum while the body is near one, so a larger head rate can help full fine-tuning."""
+    val_fraction: float = 0.1
+    """Early stopping (when counting by epochs): this fraction of the run's labelled examples (at least
+    ``MIN_VAL`` of them, taken from the end of the seeded training order, so every class stays in training)
+    is held out of training; the weights with the lowest validation loss are kept. 0 turns it off, and a
+    run with fewer than ``MIN_EARLY_STOP`` labels trains without it."""
+    patience: int = 3
+    """Early stopping: stop after this many validations (10 per run) without a lower validation loss."""
     weight_decay: float = 0.0
     warmup_fraction: float = 0.06
     """Linear warm-up over this fraction of the steps, then linear decay to zero."""
@@ -75,6 +89,12 @@ class FinetuneConfig:
             raise UserError(f"epochs must be positive, got {self.epochs}")
         if self.lr is not None and not self.lr > 0:
             raise UserError(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.val_fraction < 0.5:
+            raise UserError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        if self.patience < 1:
+            raise UserError(f"patience must be at least 1, got {self.patience}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise UserError(f"head learning rate must be positive, got {self.head_lr}")
         if not 0 <= self.warmup_fraction < 1:
             raise UserError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.adalora_target_r > self.adalora_init_r:
@@ -83,6 +103,12 @@ class FinetuneConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+    def n_validation(self, n_labels: int) -> int:
+        """Labelled examples held out of training for early stopping (0: no early stopping)."""
+        if self.steps is not None or self.val_fraction == 0 or n_labels < MIN_EARLY_STOP:
+            return 0
+        return max(MIN_VAL, round(self.val_fraction * n_labels))
 
     def n_steps(self, n_train: int) -> int:
         """Optimizer steps for ``n_train`` labelled examples."""

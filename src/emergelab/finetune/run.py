@@ -7,6 +7,11 @@ and ``rung``/``step``/``n_params``/``tokens``/``flops`` describe the base model 
 ``checkpoint.json`` when it is an emergelab checkpoint), so fine-tuning results line up with the
 other stages' scale and training-time axes. Metrics: ``accuracy`` (with binomial stderr),
 ``macro_f1`` and ``majority_baseline`` (always predicting the most frequent training label).
+
+A run asked for ``baselines`` also records them (``finetune.baselines``) on its training labels and
+evaluation examples: rows with ``source="baseline"`` and ``task = "finetune/<data>/<baseline>"``, every
+other column the run's (a baseline row stands beside the result it is a baseline for; the model-free
+``majority`` and ``tfidf-logreg`` are then equal across checkpoints, ``frozen-logreg`` is not).
 """
 from __future__ import annotations
 
@@ -16,16 +21,26 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from emergelab.corpus.labelled import LabelledData
 from emergelab.errors import UserError
+from emergelab.finetune.baselines import BASELINES, baseline_rows, run_baselines
 from emergelab.finetune.config import FinetuneConfig
-from emergelab.finetune.encode import IGNORE, encode
+from emergelab.finetune.encode import IGNORE, Encoded, encode
 from emergelab.finetune.evaluate import majority_baseline, scores
 from emergelab.finetune.methods import adalora_ranks, wrap_model
-from emergelab.finetune.model_dir import BaseModel, check_model_dir, count_parameters, is_causal, load_task_model, load_tokenizer
+from emergelab.finetune.model_dir import (
+    HEAD_NAMES,
+    BaseModel,
+    check_model_dir,
+    count_parameters,
+    is_causal,
+    load_task_model,
+    load_tokenizer,
+)
 from emergelab.finetune.sampling import check_label_counts, default_eval_size, holdout_split, label_subset
 from emergelab.finetune.saved import RECORD, SCHEMA_VERSION, save_base, save_weights
 from emergelab.finetune.train import train
@@ -99,11 +114,12 @@ def measurement_rows(rec: dict, *, study: str = "") -> list[dict]:
     common = dict(study=study, rung=b["rung"], n_params=b["n_params"], step=b["step"], tokens=b["tokens"],
                   flops=b["flops"], source="finetune", task=rec["task_name"], k_shot=rec["k_shot"], layer=-1,
                   n=ev["n"], seed=rec["seed"])
-    return [
+    rows = [
         {**common, "metric": "accuracy", "value": ev["accuracy"], "stderr": ev["accuracy_stderr"]},
         {**common, "metric": "macro_f1", "value": ev["macro_f1"]},
         {**common, "metric": "majority_baseline", "value": ev["majority_baseline"]},
     ]
+    return rows + baseline_rows(rec.get("baselines") or {}, data_name=rec["data_name"], common=common)
 
 
 def recorded(run_dir: Path | None, spec_hash: str) -> dict | None:
@@ -118,8 +134,13 @@ def recorded(run_dir: Path | None, spec_hash: str) -> dict | None:
 
 def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: int, n_labels: int | None,
             data_name: str, run_dir: Path | None = None, save: bool = True, spec_hash: str = "",
-            study: str = "", device: str | None = None, progress=None) -> dict:
-    """Fine-tune once (or return the recorded run) and return its record, with ``rows``."""
+            study: str = "", device: str | None = None, progress=None, baselines: Sequence[str] = (),
+            baseline_cache: dict | None = None) -> dict:
+    """Fine-tune once (or return the recorded run) and return its record, with ``rows``.
+
+    ``baselines``: names from ``finetune.baselines.BASELINES`` to score beside the run (classification);
+    ``baseline_cache`` keeps what the baselines of several runs on the same splits share (see ``run_baselines``).
+    """
     if (rec := recorded(run_dir, spec_hash)) is not None:
         return {**rec, "rows": measurement_rows(rec, study=study), "skipped": True}
     device = device or default_device()
@@ -137,13 +158,24 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         subtoken = "last" if is_causal(model.config) else "first"
     train_enc = encode(tokenizer, train_data, max_length=config.max_length, subtoken=subtoken)
     eval_enc = encode(tokenizer, splits.eval, max_length=config.max_length, subtoken=subtoken)
-    steps = config.n_steps(len(train_data))
+    base_scores = {}
+    if baselines and task == "classify":
+        which = [b for b in baselines if not (b == "frozen-logreg" and config.from_scratch)]  # a random body is no checkpoint
+        model.to(device)
+        base_scores = run_baselines(model, train_enc, eval_enc, train_texts=train_data.texts, eval_texts=splits.eval.texts,
+                                    which=which, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size,
+                                    device=device, seed=seed, cache=baseline_cache, base_key=base.weights_sha256)
+    # early stopping: the last examples of the seeded order validate (the first ones hold every class)
+    n_val = config.n_validation(len(train_data))
+    fit_enc, val_enc = _carve(train_enc, len(train_enc) - n_val)
+    steps = config.n_steps(len(fit_enc))
     model = wrap_model(model, config, task=task, total_steps=steps, new_modules=new_modules)
     trainable, total = count_parameters(model)
     model.to(device)
     desc = f"{config.method} k={len(train_data)} seed={seed}"
-    stats = train(model, train_enc, config=config, steps=steps, seed=seed, pad_token_id=tokenizer.pad_token_id,
-                  device=device, progress=progress, description=desc)
+    stats = train(model, fit_enc, config=config, steps=steps, seed=seed, pad_token_id=tokenizer.pad_token_id,
+                  device=device, progress=progress, description=desc, val_enc=val_enc if n_val else None,
+                  head_names=(*HEAD_NAMES, *new_modules))
     sc = scores(model, eval_enc, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size, device=device)
     gold = np.array([v for y in eval_enc.labels for v in (y if isinstance(y, list) else [y]) if v != IGNORE])
     sc["majority_baseline"] = majority_baseline(train_data.labels, gold)
@@ -157,11 +189,12 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         "label_subtoken": subtoken if task == "tag" else None, "new_modules": new_modules,
         "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total,
         "train": {"steps": stats.steps, "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
-                  "final_loss": stats.final_loss, "examples": len(train_data)},
+                  "final_loss": stats.final_loss, "examples": len(fit_enc), "validation_examples": n_val,
+                  "planned_steps": steps, "best_step": stats.best_step, "validation_losses": stats.val_losses},
         "eval": {**sc, "examples": len(splits.eval), "source": splits.eval.source},
         "adalora_ranks": adalora_ranks(model) if config.method == "adalora" else None,
         "adalora_initial_rank": config.adalora_init_r if config.method == "adalora" else None,
-        "weights": None, "device": device, "versions": _versions(),
+        "baselines": base_scores, "weights": None, "device": device, "versions": _versions(),
     }
     if run_dir is not None:
         if save:
@@ -169,6 +202,15 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         write_part(run_dir / ROWS, measurement_rows(rec, study=study))
         atomic_write_json(run_dir / RECORD, rec)  # last: a run with its record is complete
     return {**rec, "rows": measurement_rows(rec, study=study), "skipped": False, "model": model, "tokenizer": tokenizer}
+
+
+def _carve(enc: Encoded, n_fit: int) -> tuple[Encoded, Encoded]:
+    """(the first ``n_fit`` examples, the rest) of ``enc``."""
+    def part(sl: slice) -> Encoded:
+        tt = enc.token_type_ids[sl] if enc.token_type_ids is not None else None
+        return Encoded(enc.input_ids[sl], enc.labels[sl], tt)
+
+    return part(slice(0, n_fit)), part(slice(n_fit, None))
 
 
 def _versions() -> dict:
@@ -185,7 +227,7 @@ def _versions() -> dict:
 def finetune(model_dir: str | Path, data: LabelledData, *, config: FinetuneConfig | None = None,
              n_labels: int | None = None, seed: int = 0, eval_data: LabelledData | None = None,
              eval_size: int | None = None, out_dir: str | Path | None = None, data_name: str | None = None,
-             study: str = "", device: str | None = None, progress=None) -> dict:
+             study: str = "", device: str | None = None, progress=None, baselines: Sequence[str] = BASELINES) -> dict:
     """Fine-tune ``model_dir`` on ``data`` once; with ``out_dir`` the run is saved there (reloadable).
 
     Returns the run record (``finetune.json``'s content) plus ``rows`` (measurement rows), ``model``
@@ -201,7 +243,7 @@ def finetune(model_dir: str | Path, data: LabelledData, *, config: FinetuneConfi
                        splits.held_out, n_labels, seed, name)
     return run_one(base, splits, config=config, seed=seed, n_labels=n_labels, data_name=name,
                    run_dir=Path(out_dir) if out_dir else None, spec_hash=spec, study=study, device=device,
-                   progress=progress)
+                   progress=progress, baselines=baselines)
 
 
 def spec_digest(base: BaseModel, config: FinetuneConfig, data_hash: str, eval_hash: str, held_out: int,

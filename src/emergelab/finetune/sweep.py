@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from emergelab.corpus.labelled import LabelledData
+from emergelab.finetune.baselines import BASELINES
 from emergelab.finetune.config import FinetuneConfig
 from emergelab.finetune.model_dir import check_model_dir
 from emergelab.finetune.run import ROWS, data_digest, data_name_of, prepare_splits, run_one, spec_digest
@@ -44,11 +45,13 @@ def finetune_sweep(
     device: str | None = None,
     progress=None,
     on_run: Callable[[dict], None] | None = None,
+    baselines: Sequence[str] = BASELINES,
 ) -> list[dict]:
     """Fine-tune ``model_dir`` for every method x label count (None = all) x seed; return measurement rows.
 
     ``config`` gives every other hyper-parameter (its ``method`` is replaced by each of ``methods``).
-    ``on_run`` receives each run's record (``finetune.json`` content) as it finishes.
+    ``on_run`` receives each run's record (``finetune.json`` content) as it finishes. ``baselines`` are
+    scored once per label count and seed, with the first method's runs (they do not depend on the method).
     """
     config = config or FinetuneConfig()
     configs = [replace(config, method=m) for m in methods]  # validates every method name first
@@ -59,13 +62,15 @@ def finetune_sweep(
     data_hash, eval_hash = data_digest(data), data_digest(eval_data) if eval_data else ""
     out = Path(out_dir) if out_dir else None
     rows: list[dict] = []
-    for cfg in configs:
+    baseline_cache: dict = {}  # what the baselines of this sweep's runs share (evaluation features, model-free scores)
+    for m, cfg in enumerate(configs):
         for k in label_counts:
             for seed in seeds:
                 spec = spec_digest(base, cfg, data_hash, eval_hash, splits.held_out, k, seed, name)
                 rec = run_one(base, splits, config=cfg, seed=seed, n_labels=k, data_name=name,
                               run_dir=run_dir_for(out, cfg, k, seed) if out else None, save=save_weights,
-                              spec_hash=spec, study=study, device=device, progress=progress)
+                              spec_hash=spec, study=study, device=device, progress=progress,
+                              baselines=baselines if m == 0 else (), baseline_cache=baseline_cache)
                 rec.pop("model", None)
                 rec.pop("tokenizer", None)
                 rows += rec["rows"]
@@ -78,15 +83,27 @@ def finetune_sweep(
 
 
 def summarize(rows: Sequence[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample standard deviation over seeds of accuracy and macro-F1, per task and label count."""
+    """Mean and sample standard deviation over seeds of accuracy and macro-F1, per task and label count.
+
+    Fine-tuning runs (``source="finetune"``) and their baselines (``source="baseline"``) both get a row;
+    a label count's baselines follow its runs. ``majority_baseline`` is NaN on baseline rows.
+    """
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    df = df[df["source"] == "finetune"] if "source" in df else df
-    wide = df.pivot_table(index=["task", "rung", "k_shot", "seed"], columns="metric", values="value").reset_index()
-    n_eval = df.groupby(["task", "rung", "k_shot"])["n"].max().rename("n_eval")
-    agg = wide.groupby(["task", "rung", "k_shot"]).agg(
+    if "source" not in df:
+        df = df.assign(source="finetune")
+    df = df[df["source"].isin(["finetune", "baseline"])]
+    keys = ["source", "task", "rung", "k_shot"]
+    wide = df.pivot_table(index=[*keys, "seed"], columns="metric", values="value").reset_index()
+    if "majority_baseline" not in wide:
+        wide["majority_baseline"] = float("nan")
+    n_eval = df.groupby(keys)["n"].max().rename("n_eval")
+    agg = wide.groupby(keys).agg(
         seeds=("seed", "nunique"),
         accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
         macro_f1_mean=("macro_f1", "mean"), macro_f1_std=("macro_f1", "std"),
         majority_baseline=("majority_baseline", "mean"),
     )
-    return agg.join(n_eval).reset_index().sort_values(["task", "k_shot"], kind="stable").reset_index(drop=True)
+    out = agg.join(n_eval).reset_index()
+    out["_baseline"] = out["source"] == "baseline"
+    out = out.sort_values(["k_shot", "_baseline", "task"], kind="stable").drop(columns="_baseline")
+    return out.reset_index(drop=True)

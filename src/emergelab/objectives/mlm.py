@@ -1,7 +1,7 @@
 """Masked language modelling (BERT), optionally with next-sentence prediction: masking and the loss.
 
 Selection: each non-special, non-padding token is selected with ``probability`` (whole words at once
-with ``whole_word``); a selected token becomes [MASK] (``mask``), a random non-special token
+with ``whole_word``; Chinese words are jieba's, see objectives/chinese_words.py); a selected token becomes [MASK] (``mask``), a random non-special token
 (``random``) or stays (``keep``). The masks are a pure function of (seed, step) over the step's whole
 global batch, so a resumed run, a run with gradient accumulation and a multi-process run all see the
 same masks.
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from emergelab.objectives.base import Objective
+from emergelab.objectives.chinese_words import han_token_table, jieba_word_starts
 from emergelab.objectives.head_loss import linear_cross_entropy
 from emergelab.objectives.words import word_start_table, word_starts
 
@@ -35,11 +36,11 @@ def special_table(tokenizer) -> np.ndarray:
 
 
 def select_positions(ids: np.ndarray, rng: np.random.Generator, probability: float, special: np.ndarray,
-                     starts: np.ndarray | None = None) -> np.ndarray:
-    """[B, T] booleans: positions chosen for prediction (whole words at once when ``starts`` is given)."""
+                     begin: np.ndarray | None = None) -> np.ndarray:
+    """[B, T] booleans: positions chosen for prediction (whole words at once when ``begin`` [B, T], where
+    each word begins, is given)."""
     u = rng.random(ids.shape)
-    if starts is not None:
-        begin = word_starts(ids, starts, special)
+    if begin is not None:
         pos = np.where(begin, np.arange(ids.shape[1])[None, :], 0)
         first = np.maximum.accumulate(pos, axis=1)  # position where each token's word begins
         u = np.take_along_axis(u, first, axis=1)  # every piece of a word shares its first piece's draw
@@ -71,6 +72,8 @@ class MaskedLM(Objective):
         self.special = special_table(tokenizer)
         self.normal_ids = np.flatnonzero(~self.special)
         self.starts = word_start_table(tokenizer) if whole_word else None
+        han = han_token_table(tokenizer) if whole_word else None
+        self.han = han if han is not None and (han != "").any() else None  # a vocabulary with Han characters
         self.names = ("loss", "mlm_loss", "nsp_loss", "nsp_accuracy") if nsp else ("loss",)
 
     def batch(self, blocks, step: int) -> dict[str, torch.Tensor]:
@@ -79,7 +82,7 @@ class MaskedLM(Objective):
         rows = blocks if isinstance(blocks, Mapping) else {"input_ids": blocks}
         ids = np.asarray(rows["input_ids"], dtype=np.int64)
         rng = np.random.default_rng([self.seed, _STREAM, step])
-        selected = select_positions(ids, rng, self.probability, self.special, self.starts)
+        selected = select_positions(ids, rng, self.probability, self.special, self.word_begin(ids))
         inputs = corrupt(ids, selected, rng, mask_id=self.mask_id, normal_ids=self.normal_ids,
                          mask=self.mask_p, random=self.random_p)
         out = {"input_ids": torch.from_numpy(inputs), "labels": torch.from_numpy(np.where(selected, ids, IGNORE)),
@@ -93,6 +96,13 @@ class MaskedLM(Objective):
                 raise ValueError("NSP needs sentence-pair rows (prepare the study with objectives [mlm, nsp])")
             out["next_sentence_label"] = torch.from_numpy(np.asarray(rows["next_sentence_label"], dtype=np.int64))
         return out
+
+    def word_begin(self, ids: np.ndarray) -> np.ndarray | None:
+        """[B, T] where each word begins (None without whole-word masking); Han runs are cut by jieba."""
+        if self.starts is None:
+            return None
+        begin = word_starts(ids, self.starts, self.special)
+        return begin if self.han is None else jieba_word_starts(ids, begin, self.han)
 
     def loss(self, model, batch):
         """Mean MLM cross-entropy over selected tokens (+ mean NSP cross-entropy) of the whole batch.

@@ -11,9 +11,11 @@ import numpy as np
 from emergelab.errors import UserError
 from emergelab.models.local import check_model_dir, load_config_and_tokenizer, load_pretrained
 from emergelab.probe.activations import extract_hidden, pool, resolve_layers
-from emergelab.probe.linear import probe_layer, probe_rows
+from emergelab.probe.baselines import probe_baseline_rows, probe_baselines
+from emergelab.probe.linear import probe_layer, probe_rows, split_by_sequence
 
-__all__ = ["load_local_model", "Features", "tag_features", "classify_features", "probe_features", "probe_labelled"]
+__all__ = ["load_local_model", "Features", "tag_features", "classify_features", "probe_features", "features_baselines",
+           "probe_labelled", "resolve_sites"]
 
 def load_local_model(model_dir: str | Path, *, trust_remote_code: bool = False):
     """``(model, tokenizer)`` from a local directory: safetensors weights only, eval mode.
@@ -45,6 +47,7 @@ class Features:
     groups: np.ndarray  # [N] sequence of each row
     token_types: np.ndarray  # [N] what the control task keys on
     n_dropped: int = 0  # labelled words lost to truncation or to producing no sub-token
+    words: np.ndarray | None = None  # [N] the word of each row (tagging): the word-lookup baseline keys on it
 
 
 def _encode(tokenizer, batch, *, max_length: int, split_words: bool):
@@ -73,13 +76,18 @@ def _resolve(layers: Sequence[int] | None, n_sites: int) -> list[int]:
         raise UserError(f"--layers {bad} out of range: this model has layers 0..{n_sites - 1} (0 = embeddings)") from None
 
 
+def resolve_sites(model, layers: Sequence[int] | None) -> list[int]:
+    """The hidden-state indices ``layers`` names for ``model`` (all by default); out of range is a UserError."""
+    return _resolve(layers, _n_sites(model))
+
+
 def tag_features(model, tokenizer, tokens: Sequence[Sequence[str]], labels: Sequence[Sequence[Any]], *,
                  layers: Sequence[int] | None = None, max_length: int = 128, batch_size: int = 32) -> Features:
     """One row per word: the activation of its first sub-token; control type = that sub-token's id."""
     if not getattr(tokenizer, "is_fast", False):
         raise UserError("tagging needs a fast tokenizer (tokenizer.json) to align words with sub-tokens")
     sites = _resolve(layers, _n_sites(model))
-    X_parts, y, groups, types = [], [], [], []
+    X_parts, y, groups, types, row_words = [], [], [], [], []
     n_dropped = 0
     for lo in range(0, len(tokens), batch_size):
         words = [list(w) for w in tokens[lo:lo + batch_size]]
@@ -99,6 +107,7 @@ def tag_features(model, tokenizer, tokens: Sequence[Sequence[str]], labels: Sequ
                 rows_b.append(b)
                 rows_t.append(t)
                 y.append(ts[w])
+                row_words.append(ws[w])
                 groups.append(lo + b)
                 types.append(int(ids[b, t]))
         if rows_b:
@@ -106,7 +115,8 @@ def tag_features(model, tokenizer, tokens: Sequence[Sequence[str]], labels: Sequ
             X_parts.append(hidden[:, rows_b, rows_t])  # [n_sites, rows, d_model]
     if not X_parts:
         raise UserError("no labelled word survived tokenisation; check the data file and --max-length")
-    return Features(sites, np.concatenate(X_parts, axis=1), np.asarray(y), np.asarray(groups), np.asarray(types), n_dropped)
+    return Features(sites, np.concatenate(X_parts, axis=1), np.asarray(y), np.asarray(groups), np.asarray(types), n_dropped,
+                    np.asarray(row_words, dtype=object).astype(str))
 
 
 def classify_features(model, tokenizer, texts: Sequence[str], labels: Sequence[Any], *,
@@ -127,7 +137,8 @@ def classify_features(model, tokenizer, texts: Sequence[str], labels: Sequence[A
 
 def probe_features(features: Features, *, task: str, seed: int = 0, test_size: float = 0.3,
                    on_layer: Callable[[int, dict], None] | None = None, **fields: Any) -> list[dict[str, Any]]:
-    """Probe every site of ``features``; measurement rows for all of them (``on_layer`` sees each result)."""
+    """Probe every site of ``features``; measurement rows for all of them (``on_layer`` sees each result),
+    then the baselines' rows (majority; word lookup for tags) on the probes' own split."""
     rows = []
     for k, layer in enumerate(features.layers):
         result = probe_layer(features.X[k].astype(np.float32), features.y, groups=features.groups,
@@ -135,7 +146,14 @@ def probe_features(features: Features, *, task: str, seed: int = 0, test_size: f
         if on_layer is not None:
             on_layer(layer, result)
         rows += probe_rows(result, task=task, layer=layer, seed=seed, **fields)
-    return rows
+    return rows + probe_baseline_rows(features_baselines(features, seed=seed, test_size=test_size), task=task,
+                                      seed=seed, **fields)
+
+
+def features_baselines(features: Features, *, seed: int = 0, test_size: float = 0.3) -> dict[str, Any]:
+    """The baselines of ``features`` on the split ``probe_layer`` uses (same seed, same test rows)."""
+    train, test = split_by_sequence(features.groups, test_size=test_size, seed=seed)
+    return probe_baselines(features.y, train, test, token_types=features.words)
 
 
 def _subset(n: int, max_examples: int | None, seed: int) -> np.ndarray:

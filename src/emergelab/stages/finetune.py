@@ -199,6 +199,7 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
     """Run the given fine-tuning runs (one rung's); returns how many were done."""
     import torch  # the work's imports (torch, transformers, peft) stay out of the cheap ``todo`` path
 
+    from emergelab.finetune.baselines import BASELINES
     from emergelab.finetune.config import FinetuneConfig
     from emergelab.finetune.run import run_one
     from emergelab.measurements import write_part
@@ -206,13 +207,17 @@ def run(spec: StudySpec, lay: Layout, units: list[Unit], progress=None) -> int:
     torch.set_num_threads(spec.train.threads)
     opts = spec.finetune
     splits, name = splits_for(spec)
+    cache: dict = {}  # what the baselines of these runs share (evaluation features per checkpoint, model-free scores)
     for i, u in enumerate(units):
         run_ = Run(*u.key)
         config = FinetuneConfig(method=run_.method, epochs=opts.epochs, steps=opts.steps, min_steps=opts.min_steps,
                                 lr=opts.lr, batch_size=opts.batch_size, max_length=spec.train.seq_len,
                                 from_scratch=run_.step is None)
+        # the baselines (independent of the method) beside the first method's runs of each checkpoint
+        baselines = BASELINES if run_.method == opts.methods[0] else ()
         rec = run_one(_base(lay, run_.rung, run_.step, spec), splits, config=config, seed=run_.seed,
-                      n_labels=run_.n_labels, data_name=name, run_dir=None, save=False, study=spec.name)
+                      n_labels=run_.n_labels, data_name=name, run_dir=None, save=False, study=spec.name,
+                      baselines=baselines, baseline_cache=cache)
         write_part(part_of(lay, run_), rec["rows"], u.inputs)
         if progress is not None:
             progress(u.group, i + 1, len(units))

@@ -68,7 +68,8 @@ def _latent_rows(model, spec, lay: Layout, base: dict) -> list[dict]:
     import torch
 
     from emergelab.probe.activations import extract_hidden
-    from emergelab.probe.linear import probe_layer
+    from emergelab.probe.baselines import probe_baseline_rows, probe_baselines
+    from emergelab.probe.linear import probe_layer, split_by_sequence
 
     data_manifest = lay.data_dir.manifest()
     rows = []
@@ -86,6 +87,10 @@ def _latent_rows(model, spec, lay: Layout, base: dict) -> list[dict]:
             for metric in PROBE_METRICS:
                 rows.append({**base, "source": "probe", "task": latent, "layer": layer, "metric": metric,
                              "value": float(res[metric]), "n": int(res["n_test"])})
+        train, test = split_by_sequence(groups, seed=spec.seed)  # the probes' own split
+        token_level = info.get("level", "token") == "token"
+        rows += probe_baseline_rows(probe_baselines(y, train, test, token_types=types if token_level else None),
+                                    task=latent, **base)
     return rows
 
 
