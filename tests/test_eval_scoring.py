@@ -163,3 +163,15 @@ def test_mlm_corruption_and_heldout_loss(bert):
         logits = bert(torch.tensor(inp8)).prediction_logits
     want = torch.nn.functional.cross_entropy(logits[torch.tensor(sel8)], torch.tensor(blocks[:8])[torch.tensor(sel8)]).item()
     assert loss == pytest.approx(want, abs=1e-5)
+
+
+def test_first_n_sampler_gives_every_query_the_same_leading_demonstrations():
+    from emergelab.evaluate.fewshot import demo_indices
+
+    # lm-eval's first_n: the pool in order, minus the query (same split) and documents equal to it
+    assert demo_indices(6, 3, 1, 1234, exclude_query=True, first_n=True) == [0, 2, 3]
+    assert demo_indices(6, 3, 4, 1234, exclude_query=True, first_n=True) == [0, 1, 2]
+    assert demo_indices(6, 3, 4, 1234, exclude_query=False, exclude={0}, first_n=True) == [1, 2, 3]
+    # the default sampler is seeded per query: each query its own demonstrations
+    assert demo_indices(6, 2, 4, 1234, exclude_query=True) == [5, 3]
+    assert demo_indices(6, 2, 1, 1234, exclude_query=True) == [0, 2]
