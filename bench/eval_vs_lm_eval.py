@@ -36,7 +36,8 @@ LMEVAL_SIDE = textwrap.dedent('''
     model_dir, task_dir, bs, threads, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     torch.set_num_threads(threads)
     lm = HFLM(pretrained=model_dir, batch_size=bs, device="cpu", dtype="float32")
-    tasks = get_task_dict(["bench_mc", "bench_ll"], TaskManager(include_path=task_dir))
+    names = json.load(open(task_dir + "/names.json"))
+    tasks = get_task_dict(names, TaskManager(include_path=task_dir))
     res = {}
     for name, task in tasks.items():
         task.build_all_requests(rank=0, world_size=1)
@@ -67,6 +68,13 @@ doc_to_target: "{{label}}"
 metric_list:
   - {metric: acc, aggregation: mean, higher_is_better: true}
 metadata: {version: 1.0}
+"""
+#: few-shot variants: an instruction and the first K demonstrations of a separate split (lm-eval's
+#: ``first_n`` sampler, as MMLU uses), so every request of the task begins with the same prompt
+FEWSHOT = """description: "Finish each passage from the standard library's documentation with its own words.\\n\\n"
+num_fewshot: K
+fewshot_split: train
+fewshot_config: {sampler: first_n}
 """
 LL_YAML = """task: bench_ll
 dataset_path: json
@@ -100,7 +108,11 @@ def corpus_sentences() -> list[str]:
     return sorted(set(out))
 
 
-def build_assets(work: Path, n_docs: int, d_model: int, n_layer: int) -> None:
+def task_names(shots: int) -> list[str]:
+    return ["bench_mc", "bench_ll"] + ([f"bench_mc_{shots}shot", f"bench_ll_{shots}shot"] if shots else [])
+
+
+def build_assets(work: Path, n_docs: int, d_model: int, n_layer: int, shots: int = 0, n_fewshot_docs: int = 0) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -122,7 +134,6 @@ def build_assets(work: Path, n_docs: int, d_model: int, n_layer: int) -> None:
     model.save_pretrained(work / "model", safe_serialization=True)
     tok.save_pretrained(work / "model")
     (work / "data").mkdir(parents=True, exist_ok=True)
-    mc, ll = [], []
 
     def passage() -> tuple[str, list[str]]:
         """Two to four sentences, then the first words of one more: a paragraph-length context."""
@@ -131,21 +142,37 @@ def build_assets(work: Path, n_docs: int, d_model: int, n_layer: int) -> None:
         cut = rng.randint(3, len(words) - 2)
         return lead + " " + " ".join(words[:cut]), words[cut:]
 
-    for _ in range(n_docs):
-        context, rest = passage()
-        ans = " ".join(rest[:rng.randint(1, 3)])
-        choices = [" ".join(rng.choice(sents).split()[:rng.randint(1, 3)]) for _ in range(3)]
-        label = rng.randint(0, 3)
-        choices.insert(label, ans)
-        mc.append({"context": context, "choices": choices, "label": label})
-        context, rest = passage()
-        ll.append({"context": context, "continuation": " " + " ".join(rest[:rng.randint(1, 5)])})
-    for name, rows in (("mc", mc), ("ll", ll)):
-        (work / "data" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    def docs(n: int) -> tuple[list[dict], list[dict]]:
+        mc, ll = [], []
+        for _ in range(n):
+            context, rest = passage()
+            ans = " ".join(rest[:rng.randint(1, 3)])
+            choices = [" ".join(rng.choice(sents).split()[:rng.randint(1, 3)]) for _ in range(3)]
+            label = rng.randint(0, 3)
+            choices.insert(label, ans)
+            mc.append({"context": context, "choices": choices, "label": label})
+            context, rest = passage()
+            ll.append({"context": context, "continuation": " " + " ".join(rest[:rng.randint(1, 5)])})
+        return mc, ll
+
+    mc, ll = docs(n_docs)
+    rows = {"mc": mc, "ll": ll}
+    if shots:  # the first documents are the queries, a separate split the demonstrations
+        rows["mc_fs"], rows["ll_fs"] = mc[:n_fewshot_docs], ll[:n_fewshot_docs]
+        rows["mc_train"], rows["ll_train"] = docs(shots)
+    for name, r in rows.items():
+        (work / "data" / f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in r))
     tasks = work / "tasks"
     tasks.mkdir(exist_ok=True)
     (tasks / "bench_mc.yaml").write_text(MC_YAML.replace("DATA", str(work / "data")))
     (tasks / "bench_ll.yaml").write_text(LL_YAML.replace("DATA", str(work / "data")))
+    for kind, yaml in (("mc", MC_YAML), ("ll", LL_YAML)) if shots else ():
+        name = f"bench_{kind}_{shots}shot"
+        text = (yaml.replace(f"task: bench_{kind}", f"task: {name}")
+                .replace(f"{{test: DATA/{kind}.jsonl}}", f"{{test: DATA/{kind}_fs.jsonl, train: DATA/{kind}_train.jsonl}}")
+                .replace("DATA", str(work / "data")))
+        (tasks / f"{name}.yaml").write_text(text + FEWSHOT.replace("K", str(shots)))
+    (tasks / "names.json").write_text(json.dumps(task_names(shots)))
 
 
 def run_lmeval(python: str, work: Path, bs: int, threads: int) -> dict:
@@ -159,9 +186,9 @@ def run_lmeval(python: str, work: Path, bs: int, threads: int) -> dict:
     return json.loads(out.read_text())
 
 
-def run_emergelab(work: Path, bs: int, dtype: str = "float32") -> dict:
+def run_emergelab(work: Path, bs: int, dtype: str = "float32", names: list[str] = ("bench_mc", "bench_ll")) -> dict:
     """Per-request log-likelihoods and timings: each (context, continuation) pair on its own (as lm-eval
-    decomposes), and multiple choice with the context shared by its choices."""
+    decomposes), and as the evaluate stage scores them, every prefix the requests share run once."""
     from emergelab.evaluate.docs import load_task_data
     from emergelab.evaluate.model import load_model_dir
     from emergelab.evaluate.runner import plan_task
@@ -170,11 +197,11 @@ def run_emergelab(work: Path, bs: int, dtype: str = "float32") -> dict:
 
     lm = load_model_dir(work / "model", dtype=dtype)
     res = {}
-    for name in ("bench_mc", "bench_ll"):
+    for name in names:
         spec = load_task_file(work / "tasks" / f"{name}.yaml")
         data = load_task_data(spec)
-        _, built = plan_task(lm, spec, data, [0])
-        items = built[0][0]
+        _, built = plan_task(lm, spec, data, spec.shots())
+        items = next(iter(built.values()))[0]
         pairs, keys = [], []
         for it in items:
             for c, cont in enumerate(it.choices or [it.target]):
@@ -182,14 +209,20 @@ def run_emergelab(work: Path, bs: int, dtype: str = "float32") -> dict:
                 keys.append((it.doc, c))
         score_continuations(lm.model, pairs[:bs], batch_size=bs, pad_id=lm.pad_id)  # warm-up
         t0, c0 = time.perf_counter(), time.process_time()
-        scored = score_continuations(lm.model, pairs, batch_size=bs, pad_id=lm.pad_id)
+        scored = score_continuations(lm.model, pairs, batch_size=bs, pad_id=lm.pad_id, share_prefixes=False)
         entry = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "n": len(pairs),
                  "requests": {k: (float(s.logp.sum()), bool(s.greedy.all())) for k, s in zip(keys, scored)}}
-        if name == "bench_mc":
-            t0, c0 = time.perf_counter(), time.process_time()
-            shared = score_choices(lm.model, [(it.context, it.choices) for it in items], batch_size=bs, pad_id=lm.pad_id)
-            entry["shared_seconds"], entry["shared_cpu"] = time.perf_counter() - t0, time.process_time() - c0
-            entry["shared"] = {(it.doc, c): float(s.logp.sum()) for it, ss in zip(items, shared) for c, s in enumerate(ss)}
+        # what the evaluate stage runs: multiple choice through score_choices, the rest through
+        # score_continuations, both sharing every common prefix (a question's context, a few-shot prompt)
+        t0, c0 = time.perf_counter(), time.process_time()
+        if items[0].choices:
+            shared = [s for ss in score_choices(lm.model, [(it.context, it.choices) for it in items], batch_size=bs,
+                                                pad_id=lm.pad_id) for s in ss]
+        else:
+            shared = score_continuations(lm.model, pairs, batch_size=bs, pad_id=lm.pad_id)
+        entry["shared_seconds"], entry["shared_cpu"] = time.perf_counter() - t0, time.process_time() - c0
+        entry["shared"] = {k: float(s.logp.sum()) for k, s in zip(keys, shared)}
+        entry["context_tokens"] = sum(len(c) for c, _ in pairs) / len(pairs)
         res[name] = entry
     return res
 
@@ -203,17 +236,21 @@ def main() -> None:
     ap.add_argument("--n-docs", type=int, default=200)
     ap.add_argument("--d-model", type=int, default=256, help="GPT-2 width (GPT-2 small: 768)")
     ap.add_argument("--n-layer", type=int, default=4, help="GPT-2 depth (GPT-2 small: 12)")
+    ap.add_argument("--shots", type=int, default=3, help="few-shot variants of both tasks (0: none): a shared "
+                    "instruction and the first SHOTS demonstrations of a separate split (lm-eval's first_n sampler)")
+    ap.add_argument("--n-fewshot-docs", type=int, default=20, help="queries of each few-shot task (the first documents)")
     ap.add_argument("--bf16", action="store_true", help="also time emergelab in bfloat16 (slow on CPUs without bf16 units)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    args.work = args.work / f"d{args.d_model}-l{args.n_layer}-n{args.n_docs}"
+    args.work = args.work / f"d{args.d_model}-l{args.n_layer}-n{args.n_docs}-k{args.shots}x{args.n_fewshot_docs}"
     if not (args.work / "model" / "model.safetensors").exists():
-        build_assets(args.work, args.n_docs, args.d_model, args.n_layer)
+        build_assets(args.work, args.n_docs, args.d_model, args.n_layer, args.shots, min(args.n_fewshot_docs, args.n_docs))
+    names = task_names(args.shots)
     load = os.getloadavg()[0]
-    ours = run_emergelab(args.work, args.batch_size)
-    bf16 = run_emergelab(args.work, args.batch_size, "bfloat16") if args.bf16 else None
+    ours = run_emergelab(args.work, args.batch_size, names=names)
+    bf16 = run_emergelab(args.work, args.batch_size, "bfloat16", names=names) if args.bf16 else None
     if not Path(args.lmeval_python).exists():
         sys.exit(f"lm-eval's python {args.lmeval_python} not found; install lm-eval into a separate venv (see the docstring)")
     theirs = run_lmeval(args.lmeval_python, args.work, args.batch_size, args.threads)
@@ -222,14 +259,15 @@ def main() -> None:
           f"{args.threads} thread(s), fp32; load average up to {load:.2f} on {os.cpu_count()} cores")
     print("Requests per CPU-second (1 thread: robust to other processes on a shared machine), then per wall-second.")
     print("lm-eval: HFLM.loglikelihood, default (logits cache on) and no-cache; emergelab: each pair on its own, and")
-    print("multiple choice with the context shared by its choices (cached keys/values). |Δll|: per-request difference.")
-    head = (f"{'task':9} {'requests':>8} {'clock':>5} {'lm-eval':>8} {'no-cache':>8} {'emergelab':>9} {'ratio':>6} {'shared':>7} "
+    print("shared: as the evaluate stage scores, every prefix the requests share (a question's context, a few-shot")
+    print("prompt) run once from cached keys/values. |Δll|: per-request difference (both emergelab paths vs no-cache).")
+    head = (f"{'task':15} {'ctx tok':>7} {'requests':>8} {'clock':>5} {'lm-eval':>8} {'no-cache':>8} {'emergelab':>9} {'ratio':>6} {'shared':>7} "
             f"{'ratio':>6} {'max|Δll| no-cache':>17} {'max|Δll| default':>16} {'>1e-4':>5} {'greedy agree':>12}")
     if bf16:
         head += f" {'bf16':>7} {'bf16 max|Δll|':>13}"
     print(head)
     summary = {}
-    for name in ("bench_mc", "bench_ll"):
+    for name in names:
         t, o = theirs[name], ours[name]
         reqs = t["requests"]
         n = len(reqs)
@@ -246,7 +284,7 @@ def main() -> None:
             if "shared_cpu" in o:
                 rate["shared"] = n / o["shared" + suffix]
             shared = f"{rate['shared']:7.3g} {rate['shared'] / rate['lm-eval']:6.2f}" if "shared" in rate else f"{'—':>7} {'—':>6}"
-            line = (f"{name:9} {n:8d} {clock:>5} {rate['lm-eval']:8.3g} {rate['no-cache']:8.3g} {rate['emergelab']:9.3g} "
+            line = (f"{name:15} {o['context_tokens']:7.0f} {n:8d} {clock:>5} {rate['lm-eval']:8.3g} {rate['no-cache']:8.3g} {rate['emergelab']:9.3g} "
                     f"{rate['emergelab'] / rate['lm-eval']:6.2f} {shared} {max(d_nc):17.2e} {max(d_c):16.2e} "
                     f"{sum(x > 1e-4 for x in d_c):5d} {agree:>5d}/{n:<6d}")
             if bf16:
@@ -256,6 +294,7 @@ def main() -> None:
             summary[f"{name}/{clock}"] = rate
         summary[f"{name}/max_abs_diff"] = max(d_nc)
     (args.work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emergelab.evaluate.masked import masked_heldout_loss, mlm_corruption, pseudo_loglik, score_masked, score_masked_choices
-from emergelab.evaluate.scoring import greedy_generate, score_choices, score_continuations
+from emergelab.evaluate.scoring import greedy_generate, prefix_groups, score_choices, score_continuations
 
 V, MASK = 40, 4
 
@@ -67,6 +67,31 @@ def test_choices_sharing_a_context_equal_full_logits(causal):
         assert len(scores) == len(choices)
         for c, s in zip(choices, scores):
             np.testing.assert_allclose(s.logp, _direct(causal, ctx, c)[0], atol=1e-5)
+
+
+def test_prefix_groups_share_what_saves_tokens():
+    shared = list(range(5, 25))  # a 20-token prompt prefix common to three requests
+    seqs = [shared + [30, 31], [7, 7, 7], shared + [32], shared + [30, 33, 34], [7, 7, 8, 9]]
+    groups = sorted((t, sorted(m)) for t, m in prefix_groups(seqs))
+    # the three share 20 tokens; the two short ones share 2 < MIN_SHARED and stay whole
+    assert groups == [(3, [1]), (4, [4]), (20, [0, 2, 3])]
+
+
+def test_requests_sharing_prompts_across_documents_equal_full_logits(causal):
+    """A few-shot prefix common to every request, several continuations of one document, tails longer
+    than a batch: shared and unshared scoring both equal the unpadded full-logit values."""
+    rng = np.random.default_rng(5)
+    demos = _rand(rng, 10, 11)
+    docs = [_rand(rng, 2, 6) for _ in range(5)]
+    pairs = [(demos + d, _rand(rng, 1, 4)) for d in docs for _ in range(3)] + [(_rand(rng, 3, 8), _rand(rng, 1, 3)) for _ in range(4)]
+    shared = score_continuations(causal, pairs, batch_size=4)
+    alone = score_continuations(causal, pairs, batch_size=4, share_prefixes=False)
+    for (ctx, cont), s, a in zip(pairs, shared, alone):
+        logp, greedy = _direct(causal, ctx, cont)
+        np.testing.assert_allclose(s.logp, logp, atol=1e-5)
+        np.testing.assert_allclose(a.logp, logp, atol=1e-5)
+        assert s.greedy.tolist() == greedy.tolist()
+        np.testing.assert_allclose(s.brier, a.brier, atol=1e-5)
 
 
 def test_greedy_generation_equals_stepwise_argmax(causal):
@@ -138,3 +163,15 @@ def test_mlm_corruption_and_heldout_loss(bert):
         logits = bert(torch.tensor(inp8)).prediction_logits
     want = torch.nn.functional.cross_entropy(logits[torch.tensor(sel8)], torch.tensor(blocks[:8])[torch.tensor(sel8)]).item()
     assert loss == pytest.approx(want, abs=1e-5)
+
+
+def test_first_n_sampler_gives_every_query_the_same_leading_demonstrations():
+    from emergelab.evaluate.fewshot import demo_indices
+
+    # lm-eval's first_n: the pool in order, minus the query (same split) and documents equal to it
+    assert demo_indices(6, 3, 1, 1234, exclude_query=True, first_n=True) == [0, 2, 3]
+    assert demo_indices(6, 3, 4, 1234, exclude_query=True, first_n=True) == [0, 1, 2]
+    assert demo_indices(6, 3, 4, 1234, exclude_query=False, exclude={0}, first_n=True) == [1, 2, 3]
+    # the default sampler is seeded per query: each query its own demonstrations
+    assert demo_indices(6, 2, 4, 1234, exclude_query=True) == [5, 3]
+    assert demo_indices(6, 2, 1, 1234, exclude_query=True) == [0, 2]

@@ -45,3 +45,48 @@ def test_kill_and_rerun_gives_the_uninterrupted_result(stage, k, smoke_study, tm
     assert _shas(out) == _shas(smoke_study)
     pd.testing.assert_frame_equal(_table(out), _table(smoke_study))
     assert (out / "report" / "index.html").exists()
+
+
+# an external suite (issue 19): the smoke study's checkpoints as local directories, analysed as a suite
+SUITE_POINTS = [("suite", 1), ("evaluate", 3), ("probe", 5)]
+
+
+def _suite_spec(smoke_study: Path, path: Path) -> Path:
+    import yaml
+
+    import emergelab
+
+    spec = yaml.safe_load((Path(emergelab.__file__).parent / "presets" / "smoke.yaml").read_text())
+    spec.pop("finetune")
+    spec["ladder"] = [{"name": r, "models": str(smoke_study / "runs" / r / "checkpoints" / "step-*"), "tokens_per_step": 512}
+                      for r in ("L1-d8", "L2-d16")]
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def suite_reference(smoke_study, tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("suite")
+    spec = _suite_spec(smoke_study, root / "suite.yaml")
+    res = run_cli("study", str(spec), "--out", str(root / "study"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return spec, root / "study"
+
+
+@pytest.mark.parametrize("stage, k", SUITE_POINTS, ids=[f"suite-study-{s}-{k}" for s, k in SUITE_POINTS])
+def test_killed_suite_study_resumes_with_nothing_lost_or_doubled(stage, k, suite_reference, tmp_path):
+    spec, ref = suite_reference
+    out = tmp_path / "study"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EMERGELAB_FAULT": f"{stage}:{k}"}
+    proc = subprocess.run([sys.executable, "-m", "emergelab", "study", str(spec), "--out", str(out)],
+                          capture_output=True, text=True, env=env, start_new_session=True, timeout=600)
+    assert proc.returncode == -9, f"the fault {stage}:{k} did not fire (rc={proc.returncode})"
+    res = run_cli("study", str(spec), "--out", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not list(out.rglob(".*.tmp")), "a temporary file survived the re-run"
+    audit = lambda d: {k: v for k, v in json.loads((d / "suite_audit.json").read_text()).items() if k != "inputs"}  # noqa: E731
+    assert audit(out) == audit(ref)
+    table = _table(out)
+    assert not table.duplicated(subset=[c for c in SORT_KEY if c in table]).any()
+    pd.testing.assert_frame_equal(table, _table(ref))
+    assert (out / "report" / "index.html").exists()

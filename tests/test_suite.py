@@ -184,3 +184,43 @@ def test_a_suite_spec_needs_no_world_and_refuses_a_mixed_ladder():
         parse({"ladder": [{"name": "b", "models": "./x-*", "revisions": ["step1"]}]})
     with pytest.raises(UserError, match="2 steps for 1"):
         parse({"ladder": [{"name": "b", "model": "x/y", "revisions": ["main"], "steps": [1, 2]}]})
+
+
+def test_dry_run_lists_the_checkpoints_and_their_memory_and_writes_nothing(hub_cache, tmp_path):
+    spec = suite_spec("dry", {r: [f"step{s}" for s in STEPS] for r in RUNGS})
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec))
+    res = cli("study", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "s"), "--dry-run", cache=hub_cache)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout + res.stderr
+    for r in RUNGS:
+        assert re.search(rf"suite entry {r}: 6 checkpoint\(s\), [\d.]+M parameters: emergelab/{r}@step0 \(step 0\), ", out), out
+    assert "emergelab/L2-d16@step16 (step 16)" in out and "peak memory" in out and "emergelab/L2-d16@step0 in float32" in out
+    assert "to download" not in out  # every revision is in the cache
+    assert not (tmp_path / "s").exists()
+
+
+def test_params_from_config_match_the_instantiated_models():
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig
+
+    from emergelab.preflight.suite import params_from_config
+
+    configs = [GPT2Config(n_embd=768, n_layer=12, n_head=12),  # GPT-2 small
+               GPTNeoXConfig(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048,
+                             vocab_size=50304, tie_word_embeddings=False),  # Pythia-70m's shape
+               LlamaConfig(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8,
+                           num_key_value_heads=2, vocab_size=32000)]
+    for cfg in configs:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg.to_dict()))
+        n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        assert abs(params_from_config(cfg.to_dict()) - n) / n < 0.02, (cfg.model_type, params_from_config(cfg.to_dict()), n)
+
+
+def test_a_checkpoint_that_cannot_fit_in_memory_is_refused():
+    from emergelab.preflight.suite import Checkpoint, suite_plan
+
+    spec = parse({"name": "big", "ladder": [{"name": "huge", "model": "org/huge", "revisions": ["step1"]}]})
+    with pytest.raises(UserError, match=r"org/huge@step1 \(10,000,000M parameters\) needs about 40.0 TB of memory in float32 but .* "
+                                        r"available; set dtype: bfloat16 in its ladder entry"):
+        suite_plan(spec, [Checkpoint("huge", "org/huge@step1", 1, 10**13, 4 * 10**13, True)])

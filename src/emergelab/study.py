@@ -18,6 +18,7 @@ from emergelab.executor import LocalExecutor
 from emergelab.io import StudyLock, atomic_write_json, atomic_write_text, clean_stale_temps, read_json
 from emergelab.layout import Layout
 from emergelab.preflight import Plan, plan
+from emergelab.preflight.suite import suite_plan
 from emergelab.progress import RungProgress
 from emergelab.spec import StudySpec, dump_yaml, parse, spec_data
 from emergelab.stages.base import Stage, Unit
@@ -161,14 +162,11 @@ def dry_run(spec: StudySpec, root: Path, stages: list[str] | None = None) -> Pla
     root, stages = Path(root), list(stages or STAGES)
     for s in stages:
         stage(s)
-    if spec.is_suite:  # issue 19: the cost model is for trained ladders
-        raise UserError("--dry-run estimates trained ladders; for an external suite run `--stages suite` first: it checks "
-                        "every checkpoint and writes only suite_audit.json")
     _check_new_dir(root)
     lay = Layout(root)
     if lay.spec.exists() and load_resolved(lay).hash() != spec.hash():
         raise UserError(f"{root} holds a study with a different spec; use another --out, or delete the directory to start over")
-    return plan(spec, lay, stages)
+    return suite_plan(spec) if spec.is_suite else plan(spec, lay, stages)
 
 
 def _preflight(spec: StudySpec, lay: Layout, stages: list[str], console, *, estimate: bool = True) -> None:
@@ -176,6 +174,10 @@ def _preflight(spec: StudySpec, lay: Layout, stages: list[str], console, *, esti
     printed, refusing what cannot fit. Nothing at all when no stage has work left."""
     if not has_work(spec, lay, stages):
         return
+    if spec.is_suite and estimate:  # the checkpoints' sizes and memory, before any is fetched
+        lines = suite_plan(spec).lines()
+        for line in lines if console is not None else []:
+            console.print(line, markup=False, highlight=False)
     for name in STAGES:
         st = stage(name)
         if name in stages and st.preflight is not None:

@@ -38,16 +38,20 @@ def same_content(pool: list, query_doc) -> set[int]:
 
 
 def demo_indices(n_pool: int, k: int, query: int, seed: int, *, exclude_query: bool,
-                 exclude: set[int] | frozenset = frozenset()) -> list[int]:
+                 exclude: set[int] | frozenset = frozenset(), first_n: bool = False) -> list[int]:
     """Indices of ``k`` distinct pool documents for query ``query``: never ``query`` itself if
-    ``exclude_query`` (the pool is the evaluation split), nor any index in ``exclude`` (the query's content)."""
+    ``exclude_query`` (the pool is the evaluation split), nor any index in ``exclude`` (the query's content).
+    ``first_n`` (lm-eval's ``fewshot_config: {sampler: first_n}``, MMLU's canonical demonstrations): the
+    first ``k`` of the pool in order, so every query shares one prompt prefix."""
     if k == 0:
         return []
-    rng = np.random.default_rng([seed, query])
     seen = ({query} if exclude_query else set()) | set(exclude)
     available = n_pool - len(seen)
     if k > available:
         raise ValueError(f"{k} demonstrations requested, {available} available")
+    if first_n:
+        return [j for j in range(n_pool) if j not in seen][:k]
+    rng = np.random.default_rng([seed, query])
     if n_pool <= _PERMUTE_UP_TO:  # the method depends on the pool only, so demos stay nested across k
         return [j for j in (int(x) for x in rng.permutation(n_pool)) if j not in seen][:k]
     out: list[int] = []

@@ -73,12 +73,13 @@ def build_items(spec: TaskSpec, data: TaskData, lm: LanguageModel, k: int, outpu
     by_content: dict[str, list[int]] = {}
     for j, d in enumerate(data.fewshot_docs if k else []):
         by_content.setdefault(doc_key(d), []).append(j)
+    first_n = (spec.fewshot_config or {}).get("sampler") == "first_n"
     items, cut = [], 0
     for i, doc in enumerate(data.docs):
         same = set(by_content.get(doc_key(doc), ())) if k else set()  # the query's content under any index
         try:
             chosen = demo_indices(len(data.fewshot_docs), k, i, spec.fewshot_seed, exclude_query=data.same_split,
-                                  exclude=same)
+                                  exclude=same, first_n=first_n)
         except ValueError:
             raise UserError(f"task {spec.task}: document {i} has too few other examples for {k}-shot (its content "
                             f"repeats {len(same)} times in the pool); lower k_shot") from None

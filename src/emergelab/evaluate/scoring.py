@@ -79,84 +79,111 @@ def _batches(order: list[int], cost: Callable[[int], int], budget: int) -> list[
     return out
 
 
+#: a shared prefix shorter than this (tokens) is run with each request rather than cached once
+MIN_SHARED = 4
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    """Length of the common prefix of ``a`` and ``b``."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def prefix_groups(seqs: list[list[int]]) -> list[tuple[int, list[int]]]:
+    """(trunk length, members): requests grouped so that a group's members share their first ``trunk``
+    tokens, which then run once. Sequences are sorted, so those sharing prefixes are neighbours; a group
+    grows while the tokens it saves, (members − 1) × trunk, do not shrink. A group of one is the whole
+    sequence (no sharing)."""
+    if not seqs:
+        return []
+    order = sorted(range(len(seqs)), key=lambda i: seqs[i])
+    groups, cur, trunk = [], [order[0]], len(seqs[order[0]])
+    for i in order[1:]:
+        p = min(trunk, _common(seqs[cur[-1]], seqs[i]))
+        if p >= MIN_SHARED and len(cur) * p >= (len(cur) - 1) * trunk:
+            cur.append(i)
+            trunk = p
+        else:
+            groups.append((trunk, cur))
+            cur, trunk = [i], len(seqs[i])
+    groups.append((trunk, cur))
+    return groups
+
+
+def _branch_states(model, cache, mask: torch.Tensor, chunk: list[tuple[int, list[int], int]], pad_id: int) -> torch.Tensor:
+    """States of each ``(trunk row, tail tokens, trunk length)`` run on top of its trunk's cached keys/values."""
+    sel = torch.tensor([r for r, _, _ in chunk])
+    cache.batch_select_indices(sel)
+    t_ids, t_mask = _pad([t for _, t, _ in chunk], pad_id)
+    pos = torch.tensor([p for _, _, p in chunk])[:, None] + torch.arange(t_ids.shape[1])[None, :]
+    states, _, _ = _forward(model, input_ids=t_ids, attention_mask=torch.cat([mask[sel], t_mask], dim=1),
+                            position_ids=pos, cache=cache, use_cache=False)
+    return states
+
+
+def _score_group_batch(model, pairs, seqs, groups, pad_id: int, batch_size: int) -> dict[int, TokenScores]:
+    """One pass over the trunks of ``groups`` (cached when a member goes on past its trunk), then the
+    members' tails in chunks of ``batch_size`` rows on top of a copy of their trunk's cache; the head
+    at the read positions only."""
+    ids, mask = _pad([seqs[m[0]][:trunk] for trunk, m in groups], pad_id)
+    tails = [(r, i, trunk) for r, (trunk, m) in enumerate(groups) for i in m if len(seqs[i]) > trunk]
+    states, head, cache = _forward(model, input_ids=ids, attention_mask=mask, use_cache=bool(tails))
+    if tails and not hasattr(cache, "layers"):  # a model without a layered key/value cache: no sharing
+        singles = [(len(seqs[i]), [i]) for _, m in groups for i in m]
+        return {i: s for b in range(0, len(singles), batch_size)
+                for i, s in _score_group_batch(model, pairs, seqs, singles[b:b + batch_size], pad_id, batch_size).items()}
+    reads = {i: range(len(pairs[i][0]) - 1, len(seqs[i])) for _, m in groups for i in m}
+    picked: dict[int, list[torch.Tensor]] = {}
+    for r, (trunk, m) in enumerate(groups):
+        for i in m:
+            picked[i] = [states[r, [j for j in reads[i] if j < trunk]]]
+    if tails:
+        saved = [dict(layer.__dict__) for layer in cache.layers]
+        for s in range(0, len(tails), batch_size):
+            for layer, st in zip(cache.layers, saved):  # each chunk starts from the trunks' cache
+                layer.__dict__.update(st)
+            chunk = tails[s:s + batch_size]
+            t_states = _branch_states(model, cache, mask, [(r, seqs[i][trunk:], trunk) for r, i, trunk in chunk], pad_id)
+            for m, (_, i, trunk) in enumerate(chunk):
+                picked[i].append(t_states[m, [j - trunk for j in reads[i] if j >= trunk]])
+    members = list(reads)
+    vals = _scores(head(torch.cat([x for i in members for x in picked[i]])),
+                   torch.tensor([t for i in members for t in pairs[i][1]]))
+    return dict(zip(members, _split(vals, [len(pairs[i][1]) for i in members])))
+
+
 @torch.no_grad()
 def score_continuations(model, pairs: list[tuple[list[int], list[int]]], *, batch_size: int = 32,
-                        pad_id: int = 0) -> list[TokenScores]:
+                        pad_id: int = 0, share_prefixes: bool = True) -> list[TokenScores]:
     """Teacher-forced scores of each ``(context, continuation)`` (token ids, context non-empty), in
     input order. The model reads ``(context + continuation)[:-1]``; the continuation's tokens are
-    predicted at positions ``len(context) − 1 …``."""
-    order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
-    out: list[TokenScores | None] = [None] * len(pairs)
-    for idx in _batches(order, lambda i: 1, batch_size):
-        seqs = [(pairs[i][0] + pairs[i][1])[:-1] for i in idx]
-        ids, mask = _pad(seqs, pad_id)
-        states, head, _ = _forward(model, input_ids=ids, attention_mask=mask, use_cache=False)
-        rows, cols, tgts, lens = [], [], [], []
-        for r, i in enumerate(idx):
-            ctx, cont = pairs[i]
-            rows += [r] * len(cont)
-            cols += range(len(ctx) - 1, len(ctx) - 1 + len(cont))
-            tgts += cont
-            lens.append(len(cont))
-        logits = head(states[torch.tensor(rows), torch.tensor(cols)])  # [n_targets, V]
-        for i, s in zip(idx, _split(_scores(logits, torch.tensor(tgts)), lens)):
-            out[i] = s
-    return out  # type: ignore[return-value]
+    predicted at positions ``len(context) − 1 …``. Requests that share a prefix (the choices of one
+    question, a common few-shot prompt or description, the same document) run it once
+    (:func:`prefix_groups`) unless ``share_prefixes`` is off; the scores are the same either way."""
+    seqs = [(c + t)[:-1] for c, t in pairs]
+    groups = prefix_groups(seqs) if share_prefixes else [(len(s), [i]) for i, s in enumerate(seqs)]
+    groups.sort(key=lambda g: -g[0])  # longest trunks first: a batch carries little padding
+    out: dict[int, TokenScores] = {}
+    for b in _batches(list(range(len(groups))), lambda g: 1, batch_size):
+        out.update(_score_group_batch(model, pairs, seqs, [groups[g] for g in b], pad_id, batch_size))
+    return [out[i] for i in range(len(pairs))]
 
 
 @torch.no_grad()
 def score_choices(model, items: list[tuple[list[int], list[list[int]]]], *, batch_size: int = 32,
                   pad_id: int = 0) -> list[list[TokenScores]]:
-    """Scores of every choice of every ``(context, choices)``: one forward pass over the contexts
-    (cached), then one over the choices' own tokens on top of their context's cache. Single-token
-    choices cost nothing beyond the context pass."""
-    order = sorted(range(len(items)), key=lambda i: -len(items[i][0]))
-    out: list[list[TokenScores] | None] = [None] * len(items)
-    for idx in _batches(order, lambda i: len(items[i][1]), batch_size):
-        ctxs = [items[i][0] for i in idx]
-        ids, mask = _pad(ctxs, pad_id)
-        states, head, cache = _forward(model, input_ids=ids, attention_mask=mask, use_cache=True)
-        lens = torch.tensor([len(c) for c in ctxs])
-        first_logits = head(states[torch.arange(len(idx)), lens - 1])  # [B, V]: predicts each choice's first token
-        # one row per (context, choice); the choice's later tokens are predicted from its own pass
-        rows, firsts, multi = [], [], []
-        for r, i in enumerate(idx):
-            for c, choice in enumerate(items[i][1]):
-                rows.append(r)
-                firsts.append(choice[0])
-                if len(choice) > 1:
-                    multi.append((r, i, c))
-        f_vals = _scores(first_logits[torch.tensor(rows)], torch.tensor(firsts))
-        per = {}
-        k = 0
-        for i in idx:
-            for c in range(len(items[i][1])):
-                per[(i, c)] = [(f_vals[0][k], f_vals[1][k], f_vals[2][k])]
-                k += 1
-        if multi:
-            sel = torch.tensor([r for r, _, _ in multi])
-            cache.reorder_cache(sel)  # the context cache, one copy per multi-token choice
-            tails = [items[i][1][c][:-1] for _, i, c in multi]
-            t_ids, t_mask = _pad(tails, pad_id)
-            attn = torch.cat([mask[sel], t_mask], dim=1)
-            pos = lens[sel][:, None] + torch.arange(t_ids.shape[1])[None, :]
-            t_states, _, _ = _forward(model, input_ids=t_ids, attention_mask=attn, position_ids=pos,
-                                      cache=cache, use_cache=False)
-            r2, c2, tg = [], [], []
-            for m, (_, i, c) in enumerate(multi):
-                choice = items[i][1][c]
-                r2 += [m] * (len(choice) - 1)
-                c2 += range(len(choice) - 1)
-                tg += choice[1:]
-            vals = _scores(head(t_states[torch.tensor(r2), torch.tensor(c2)]), torch.tensor(tg))
-            k = 0
-            for _, i, c in multi:
-                n = len(items[i][1][c]) - 1
-                per[(i, c)] += list(zip(vals[0][k:k + n], vals[1][k:k + n], vals[2][k:k + n]))
-                k += n
-        for i in idx:
-            out[i] = [TokenScores(*(np.array(x) for x in zip(*per[(i, c)]))) for c in range(len(items[i][1]))]
-    return out  # type: ignore[return-value]
+    """Scores of every choice of every ``(context, choices)``: the pairs of :func:`score_continuations`,
+    so a context runs once for all its choices (and a prefix shared across questions once for them
+    all); single-token choices cost nothing beyond the context pass."""
+    flat = score_continuations(model, [(ctx, ch) for ctx, chs in items for ch in chs], batch_size=batch_size, pad_id=pad_id)
+    out, k = [], 0
+    for _, chs in items:
+        out.append(flat[k:k + len(chs)])
+        k += len(chs)
+    return out
 
 
 @torch.no_grad()

@@ -70,7 +70,7 @@ def _cached_revisions(repo_id: str) -> list[str]:
     return sorted(p.name for p in refs.iterdir()) if refs.is_dir() else []
 
 
-def _hub_error(src: Source, exc: Exception) -> UserError:
+def hub_error(src: Source, exc: Exception) -> UserError:
     from huggingface_hub import constants
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -105,7 +105,7 @@ def fetch(src: Source) -> Path:
         try:
             path = Path(snapshot_download(src.ref, revision=src.revision, allow_patterns=HUB_PATTERNS))
         except Exception as exc:  # noqa: BLE001 — huggingface_hub raises many types; the user needs one line
-            raise _hub_error(src, exc) from None
+            raise hub_error(src, exc) from None
         if not list(path.glob("*.safetensors")):
             raise UserError(f"{src.label} has no safetensors weights (emergelab never loads pickle .bin files); convert them "
                             "once in a trusted environment, or pick a revision that has model.safetensors")

@@ -26,11 +26,12 @@ class Found:
     path: Path
 
 
-def _step(entry, i: int, src: Source, path: Path) -> int:
-    """The entry's ``steps``, else a recorded step (checkpoint.json, trainer_state.json), else the name's."""
+def step_of(entry, i: int, src: Source, path: Path | None) -> int:
+    """The entry's ``steps``, else a recorded step (checkpoint.json, trainer_state.json: when the folder
+    is at hand), else the name's."""
     if entry.steps is not None:
         return entry.steps[i]
-    step = recorded_step(path)
+    step = recorded_step(path) if path is not None else None
     step = step if step is not None else step_from_name(src.name)
     if step is None:
         raise UserError(f"ladder entry {entry.name}: cannot tell the training step of {src.label} (no stepN/checkpoint-N "
@@ -44,7 +45,7 @@ def resolve_entry(entry, base: Path | None = None) -> list[Found]:
     sources = entry_sources(entry, base)
     if entry.steps is not None and len(entry.steps) != len(sources):
         raise UserError(f"ladder entry {entry.name}: {len(entry.steps)} steps for {len(sources)} checkpoints")
-    found = [Found(entry.name, _step(entry, i, s, p), s, p) for i, s in enumerate(sources) for p in [fetch(s)]]
+    found = [Found(entry.name, step_of(entry, i, s, p), s, p) for i, s in enumerate(sources) for p in [fetch(s)]]
     steps = [f.step for f in found]
     if len(set(steps)) != len(steps):
         dup = next(s for s in steps if steps.count(s) > 1)
