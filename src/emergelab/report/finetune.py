@@ -3,7 +3,8 @@
 Rows are ``source="finetune"`` with ``task = finetune/<data>/<method>`` (``-scratch``: the same
 architecture from random weights), ``k_shot`` = labelled training examples and one ``seed`` per run
 (see ``finetune.run``). For each data set the section shows, per rung, macro-F1 against labelled
-examples for every method and starting checkpoint (random init dashed), the gain of the latest
+examples for every method and starting checkpoint (random init dashed) beside the baselines
+(``source="baseline"``: majority, frozen features + logistic regression, TF-IDF + logistic regression), the gain of the latest
 checkpoint over random init, and a table of accuracy and macro-F1 with their spread over seeds.
 """
 from __future__ import annotations
@@ -22,7 +23,9 @@ MAX_PANELS = 6
 
 def runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run: data, method, base (``step N`` or random init), rung, k, seed and its metrics."""
-    d = df[df.source == "finetune"]
+    # baselines (source="baseline", task finetune/<data>/<majority|frozen-logreg|tfidf-logreg>) stand beside the
+    # runs they were computed with, as methods of their own
+    d = df[(df.source == "finetune") | ((df.source == "baseline") & df.task.str.startswith("finetune/"))]
     if d.empty:
         return pd.DataFrame()
     wide = d.pivot_table(index=["task", "rung", "n_params", "step", "k_shot", "seed"], columns="metric",
