@@ -193,7 +193,7 @@ def test_dry_run_lists_the_checkpoints_and_their_memory_and_writes_nothing(hub_c
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout + res.stderr
     for r in RUNGS:
-        assert re.search(rf"suite entry {r}: 6 checkpoint\(s\), [\d.]+M parameters: emergelab/{r}@step0 \(step 0\), ", out), out
+        assert re.search(rf"suite entry {r}: 6 checkpoint\(s\), [\d,]+ parameters: emergelab/{r}@step0 \(step 0\), ", out), out
     assert "emergelab/L2-d16@step16 (step 16)" in out and "peak memory" in out and "emergelab/L2-d16@step0 in float32" in out
     assert "to download" not in out  # every revision is in the cache
     assert not (tmp_path / "s").exists()

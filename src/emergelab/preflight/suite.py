@@ -53,7 +53,7 @@ class SuitePlan:
             by_entry.setdefault(c.entry, []).append(c)
         for name, cks in by_entry.items():
             steps = ", ".join(f"{c.label} (step {c.step})" for c in cks)
-            out.append(f"preflight: suite entry {name}: {len(cks)} checkpoint(s), {cks[0].n_params / 1e6:,.1f}M parameters: {steps}")
+            out.append(f"preflight: suite entry {name}: {len(cks)} checkpoint(s), {cks[0].n_params:,} parameters: {steps}")
         units = ", ".join(f"{k} {v}" for k, v in self.stage_units.items())
         out.append(f"preflight: units of work: {units} (at most; a duplicated checkpoint is analysed once)")
         out.append(f"preflight: peak memory {fmt_bytes(self.peak_memory)} ({self.peak_what}; one checkpoint in memory at a time) "
