@@ -56,7 +56,7 @@ def finetune_cmd(
     [bold]emergelab.finetune.load_finetuned(OUT)[/bold]). Several: a sample-efficiency sweep, e.g.
     [bold]--labels 16,64,256,all --seeds 3[/bold], with a mean ± std summary.
     """
-    from emergelab.corpus.labelled import TASKS, load_labelled
+    from emergelab.corpus.labelled import TASKS
     from emergelab.finetune.model_dir import check_model_dir
     from emergelab.io import StudyLock
 
@@ -68,23 +68,34 @@ def finetune_cmd(
         lora_r=lora_r, adapter_kind=adapter_kind, target_modules=tuple(_split(target_modules)) or None,
         from_scratch=from_scratch, trust_remote_code=trust_remote_code))
     seed_list = list(range(seed, seed + seeds))
-    single = len(methods) == 1 and len(counts) == 1 and len(seed_list) == 1
-    if export is not None and not single:
-        raise UserError("--export needs a single run (one --method, one --labels value, --seeds 1)")
+    single = _is_single(methods, counts, seed_list, export)
     check_model_dir(model)  # a bad model directory fails before the data is read
-    train = load_labelled(data, task=task, text_column=text_column, label_column=label_column)
-    evald = (load_labelled(eval_data, task=task, text_column=text_column, label_column=label_column, min_classes=1)
-             if eval_data else None)
+    train, evald = _load_data(data, eval_data, task=task, text_column=text_column, label_column=label_column)
     _quiet()
     t0 = time.perf_counter()
     with StudyLock(out):  # a second process on the same --out stops at once instead of racing
-        if single:
-            _single(model, train, evald, config=config, n_labels=counts[0], seed=seed_list[0], eval_size=eval_size,
-                    out=out, name=name, device=device, export=export, baselines=baselines)
-        else:
-            _sweep(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list,
-                   eval_size=eval_size, out=out, name=name, device=device, save_weights=save_weights, baselines=baselines)
+        run = _single if single else _sweep
+        run(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list, eval_size=eval_size,
+            out=out, name=name, device=device, export=export, save_weights=save_weights, baselines=baselines)
     console.print(f"wall time {time.perf_counter() - t0:.1f} s")
+
+
+def _load_data(data: Path, eval_data: Optional[Path], *, task: str, text_column: str, label_column: str):
+    """(the labelled training pool, the separate evaluation data or None)."""
+    from emergelab.corpus.labelled import load_labelled
+
+    train = load_labelled(data, task=task, text_column=text_column, label_column=label_column)
+    evald = (load_labelled(eval_data, task=task, text_column=text_column, label_column=label_column, min_classes=1)
+             if eval_data else None)
+    return train, evald
+
+
+def _is_single(methods: list[str], counts: list, seeds: list[int], export: Optional[Path]) -> bool:
+    """Whether this is one run (which ``--export`` needs) rather than a sweep."""
+    single = len(methods) == 1 and len(counts) == 1 and len(seeds) == 1
+    if export is not None and not single:
+        raise UserError("--export needs a single run (one --method, one --labels value, --seeds 1)")
+    return single
 
 
 def _plan(method: str, labels: str, settings: dict):
@@ -125,7 +136,10 @@ def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
-def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name, device, export, baselines) -> None:
+def _single(model, train, evald, *, config, methods, counts, seeds, eval_size, out, name, device, export, save_weights,
+            baselines) -> None:
+    """One method, label count and seed: the run saved in ``out`` (``save_weights`` is implied)."""
+    n_labels, seed = counts[0], seeds[0]
     from rich.table import Table
 
     from emergelab.finetune.baselines import BASELINES
@@ -162,8 +176,9 @@ def _single(model, train, evald, *, config, n_labels, seed, eval_size, out, name
         console.print(f"exported a plain transformers model to {export}")
 
 
-def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, out, name, device, save_weights,
+def _sweep(model, train, evald, *, config, methods, counts, seeds, eval_size, out, name, device, export, save_weights,
            baselines) -> None:
+    """Every method × label count × seed (``export`` is refused before a sweep starts)."""
     from rich.table import Table
 
     from emergelab.finetune.baselines import BASELINES

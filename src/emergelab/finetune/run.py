@@ -158,13 +158,8 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
         subtoken = "last" if is_causal(model.config) else "first"
     train_enc = encode(tokenizer, train_data, max_length=config.max_length, subtoken=subtoken)
     eval_enc = encode(tokenizer, splits.eval, max_length=config.max_length, subtoken=subtoken)
-    base_scores = {}
-    if baselines and task == "classify":
-        which = [b for b in baselines if not (b == "frozen-logreg" and config.from_scratch)]  # a random body is no checkpoint
-        model.to(device)
-        base_scores = run_baselines(model, train_enc, eval_enc, train_texts=train_data.texts, eval_texts=splits.eval.texts,
-                                    which=which, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size,
-                                    device=device, seed=seed, cache=baseline_cache, base_key=base.weights_sha256)
+    base_scores = _baselines(model, base, train_data, splits, train_enc, eval_enc, tokenizer, config, baselines,
+                             device=device, seed=seed, cache=baseline_cache)
     # early stopping: the last examples of the seeded order validate (the first ones hold every class)
     n_val = config.n_validation(len(train_data))
     fit_enc, val_enc = _carve(train_enc, len(train_enc) - n_val)
@@ -179,29 +174,52 @@ def run_one(base: BaseModel, splits: Splits, *, config: FinetuneConfig, seed: in
     sc = scores(model, eval_enc, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size, device=device)
     gold = np.array([v for y in eval_enc.labels for v in (y if isinstance(y, list) else [y]) if v != IGNORE])
     sc["majority_baseline"] = majority_baseline(train_data.labels, gold)
-    base_info = asdict(base)
-    base_info["n_params"] = base.n_params or n_backbone
-    rec = {
-        "schema_version": SCHEMA_VERSION, "spec_hash": spec_hash, "task": task, "method": config.method,
-        "task_name": task_name(data_name, config), "data": splits.pool.source, "data_name": data_name,
-        "label_names": splits.pool.label_names, "k_shot": len(train_data), "seed": seed,
-        "from_scratch": config.from_scratch, "config": config.to_dict(), "base": base_info,
-        "label_subtoken": subtoken if task == "tag" else None, "new_modules": new_modules,
-        "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total,
-        "train": {"steps": stats.steps, "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
-                  "final_loss": stats.final_loss, "examples": len(fit_enc), "validation_examples": n_val,
-                  "planned_steps": steps, "best_step": stats.best_step, "validation_losses": stats.val_losses},
-        "eval": {**sc, "examples": len(splits.eval), "source": splits.eval.source},
-        "adalora_ranks": adalora_ranks(model) if config.method == "adalora" else None,
-        "adalora_initial_rank": config.adalora_init_r if config.method == "adalora" else None,
-        "baselines": base_scores, "weights": None, "device": device, "versions": _versions(),
-    }
+    rec = _record(base, splits, config, data_name=data_name, spec_hash=spec_hash, seed=seed, train_data=train_data,
+                  n_backbone=n_backbone, subtoken=subtoken, new_modules=new_modules, params=(trainable, total),
+                  stats=stats, fit=(len(fit_enc), n_val, steps), sc=sc, model=model, base_scores=base_scores, device=device)
     if run_dir is not None:
         if save:
             rec["weights"] = save_weights(model, tokenizer, run_dir, method=config.method, new_modules=new_modules)
         write_part(run_dir / ROWS, measurement_rows(rec, study=study))
         atomic_write_json(run_dir / RECORD, rec)  # last: a run with its record is complete
     return {**rec, "rows": measurement_rows(rec, study=study), "skipped": False, "model": model, "tokenizer": tokenizer}
+
+
+def _baselines(model, base: BaseModel, train_data, splits: Splits, train_enc: Encoded, eval_enc: Encoded, tokenizer,
+               config: FinetuneConfig, baselines: Sequence[str], *, device: str, seed: int, cache: dict | None) -> dict:
+    """The baselines' scores beside a classification run ({} for tagging or none asked for)."""
+    if not baselines or splits.pool.task != "classify":
+        return {}
+    which = [b for b in baselines if not (b == "frozen-logreg" and config.from_scratch)]  # a random body is no checkpoint
+    model.to(device)
+    return run_baselines(model, train_enc, eval_enc, train_texts=train_data.texts, eval_texts=splits.eval.texts,
+                         which=which, pad_token_id=tokenizer.pad_token_id, batch_size=config.eval_batch_size,
+                         device=device, seed=seed, cache=cache, base_key=base.weights_sha256)
+
+
+def _record(base: BaseModel, splits: Splits, config: FinetuneConfig, *, data_name: str, spec_hash: str, seed: int,
+            train_data, n_backbone: int, subtoken: str, new_modules, params: tuple[int, int], stats, fit: tuple[int, int, int],
+            sc: dict, model, base_scores: dict, device: str) -> dict:
+    """The run's record (``record.json``): what was trained, on what, and how it scored."""
+    n_fit, n_val, steps = fit
+    base_info = asdict(base)
+    base_info["n_params"] = base.n_params or n_backbone
+    rec = {
+        "schema_version": SCHEMA_VERSION, "spec_hash": spec_hash, "task": splits.pool.task, "method": config.method,
+        "task_name": task_name(data_name, config), "data": splits.pool.source, "data_name": data_name,
+        "label_names": splits.pool.label_names, "k_shot": len(train_data), "seed": seed,
+        "from_scratch": config.from_scratch, "config": config.to_dict(), "base": base_info,
+        "label_subtoken": subtoken if splits.pool.task == "tag" else None, "new_modules": new_modules,
+        "trainable_params": params[0], "total_params": params[1], "trainable_fraction": params[0] / params[1],
+        "train": {"steps": stats.steps, "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
+                  "final_loss": stats.final_loss, "examples": n_fit, "validation_examples": n_val,
+                  "planned_steps": steps, "best_step": stats.best_step, "validation_losses": stats.val_losses},
+        "eval": {**sc, "examples": len(splits.eval), "source": splits.eval.source},
+        "adalora_ranks": adalora_ranks(model) if config.method == "adalora" else None,
+        "adalora_initial_rank": config.adalora_init_r if config.method == "adalora" else None,
+        "baselines": base_scores, "weights": None, "device": device, "versions": _versions(),
+    }
+    return rec
 
 
 def _carve(enc: Encoded, n_fit: int) -> tuple[Encoded, Encoded]:

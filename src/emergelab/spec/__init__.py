@@ -6,6 +6,7 @@ with this package's schema, then run the stages' checks (world, fine-tuning task
 from emergelab.spec.explain import AXES, ExplainOptions
 from emergelab.spec.finetune import ADAPTER_KINDS, METHOD_NAMES, FinetuneOptions
 from emergelab.spec.load import apply_override, dump_yaml, parse, preset_dict, presets, spec_data
+from emergelab.spec.messages import first_error
 from emergelab.spec.schema import (
     EvalSpec,
     LadderGrid,
@@ -17,7 +18,6 @@ from emergelab.spec.schema import (
     TokenizerSpec,
     TrainSpec,
     checkpoint_steps,
-    first_error,
     spec_hash,
 )
 

@@ -13,7 +13,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from emergelab.errors import UserError
-from emergelab.spec.schema import StudySpec, first_error, plain
+from emergelab.spec.messages import first_error
+from emergelab.spec.schema import StudySpec, plain
 
 
 def _allowed_keys(exc: ValidationError) -> str:
@@ -95,7 +96,7 @@ def parse(data: dict, where: str = "spec") -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise UserError(f"{where}: {first_error(exc)}{_allowed_keys(exc)}") from None
+        raise UserError(f"{where}: {first_error(exc, StudySpec)}{_allowed_keys(exc)}") from None
 
 
 def spec_data(path: str | Path | None = None, preset: str | None = None,

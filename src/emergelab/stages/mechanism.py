@@ -81,6 +81,8 @@ def _head_conditions(model, probe, signal: str, spec, rng, means) -> tuple | Non
     if d.empty:
         return None
     scores = {(int(r.layer), int(r.metric[len("head_"):])): float(r.value) for r in d.itertuples()}
+    if len(scores) <= spec.mechanism.k_heads:  # no other heads to draw a control from: the link is not tested here
+        return None
     chosen = top_heads(scores, spec.mechanism.k_heads)
     sites = head_sites(model)
     control = control_heads(chosen, sites[0].n_head, len(sites), rng)
