@@ -43,6 +43,8 @@ SORT_KEY = ["source", "task", "metric", "rung", "step", "k_shot", "layer", "seed
 #: ``baseline`` rows stand beside the probe or fine-tuning results they are a baseline for (same task, or for
 #: fine-tuning ``finetune/<data>/<baseline>`` in the method's place; same rung, step, k_shot and seed; layer -1)
 SOURCES = ("train", "eval", "probe", "heads", "mechanism", "finetune", "baseline")
+#: a mechanism-map signal that names a head score (``heads/<score>``, rows ``source="heads"``) rather than a latent
+HEADS_PREFIX = "heads/"
 
 _DEFAULTS = {"study": "", "rung": "", "n_params": 0, "step": 0, "tokens": 0, "flops": 0.0,
              "k_shot": 0, "layer": -1, "stderr": np.nan, "n": 0, "seed": 0}

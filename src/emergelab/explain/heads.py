@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from emergelab.explain.latent import table_onsets
+from emergelab.measurements import HEADS_PREFIX
 
-HEADS_PREFIX = "heads/"
 HEADS_OF = "the best layer's highest attention-head score (probe.heads: mean attention on the pattern's target)"
 _COLUMNS = ["latent", "rung", "step", "layer", "n_params", "value", "sigma"]
 

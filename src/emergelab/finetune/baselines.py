@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from emergelab.finetune.evaluate import accuracy, accuracy_stderr, macro_f1
+from emergelab.finetune.evaluate import accuracy, accuracy_stderr, macro_f1, majority_class
 
 BASELINES = ("majority", "frozen-logreg", "tfidf-logreg")
 #: inverse L2 strengths tried by the logistic-regression baselines (strong to weak)
@@ -36,7 +36,7 @@ MAX_NGRAMS = 200_000
 
 def majority_predict(train_y: np.ndarray, n: int) -> np.ndarray:
     """``n`` predictions of the most frequent training label (ties: the smallest label)."""
-    return np.full(n, int(np.bincount(np.asarray(train_y, dtype=np.int64)).argmax()))
+    return np.full(n, majority_class(train_y))
 
 
 def logreg_predict(X_train, y_train: np.ndarray, X_test, *, seed: int = 0, standardise: bool = True) -> np.ndarray:

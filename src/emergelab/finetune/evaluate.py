@@ -72,11 +72,15 @@ def macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
     return float(np.mean(2 * tp / (2 * tp + fp + fn)))
 
 
+def majority_class(labels) -> int:
+    """The most frequent label (ties: the smallest)."""
+    return int(np.bincount(np.asarray(labels, dtype=np.int64)).argmax())
+
+
 def majority_baseline(train_labels: list, gold: np.ndarray) -> float:
     """Accuracy of always predicting the most frequent training label."""
     flat = [v for y in train_labels for v in (y if isinstance(y, list) else [y]) if v != IGNORE]
-    most = np.bincount(np.asarray(flat)).argmax()
-    return float(np.mean(gold == most))
+    return float(np.mean(gold == majority_class(flat)))
 
 
 def scores(model, enc: Encoded, *, pad_token_id: int, batch_size: int = 64, device: str = "cpu") -> dict[str, float]:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from emergelab.intervene.sites import residual_site
+from emergelab.models.forward import run_body
 
 __all__ = ["Eraser", "fit_leace", "random_eraser", "record_site", "erase_at", "one_hot"]
 
@@ -81,14 +82,9 @@ def record_site(model: torch.nn.Module, index: int, input_ids, *, batch_size: in
     ids = torch.as_tensor(np.array(input_ids, dtype=np.int64))
     got: list[torch.Tensor] = []
     handle = residual_site(model, index).register_forward_hook(lambda m, a, out: got.append(_first(out).float().cpu()))
-    body = getattr(model, "base_model", model)
-    was = model.training
-    model.eval()
     try:
-        for lo in range(0, len(ids), batch_size):
-            body(input_ids=ids[lo:lo + batch_size], use_cache=False)
+        run_body(model, ids, batch_size)
     finally:
-        model.train(was)
         handle.remove()
     return torch.cat(got).numpy()
 

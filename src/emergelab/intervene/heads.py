@@ -14,17 +14,12 @@ import numpy as np
 import torch
 
 from emergelab.intervene.sites import head_sites
+from emergelab.models.forward import run_body
 
 __all__ = ["Heads", "head_means", "ablate_heads", "top_heads", "control_heads"]
 
 #: chosen heads: layer -> head indices
 Heads = Mapping[int, list[int]]
-
-
-def _forward(model: torch.nn.Module, input_ids: torch.Tensor, batch_size: int) -> None:
-    body = getattr(model, "base_model", model)
-    for lo in range(0, len(input_ids), batch_size):
-        body(input_ids=input_ids[lo:lo + batch_size], use_cache=False)
 
 
 @torch.inference_mode()
@@ -43,12 +38,9 @@ def head_means(model: torch.nn.Module, input_ids, *, batch_size: int = 32) -> di
         return record
 
     handles = [s.module.register_forward_pre_hook(hook(s.layer)) for s in sites]
-    was = model.training
-    model.eval()
     try:
-        _forward(model, torch.as_tensor(np.array(input_ids, dtype=np.int64)), batch_size)  # a copy: memmaps are read-only
+        run_body(model, torch.as_tensor(np.array(input_ids, dtype=np.int64)), batch_size)  # a copy: memmaps are read-only
     finally:
-        model.train(was)
         for h in handles:
             h.remove()
     return {s.layer: (sums[s.layer] / max(count[0], 1)).float().reshape(s.n_head, s.d_head) for s in sites}

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["HeadSite", "head_sites", "residual_site", "n_residual_sites", "state_hash"]
+from emergelab.models.forward import body as body_of
+
+__all__ = ["HeadSite", "head_sites", "residual_site", "state_hash"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,8 @@ class HeadSite:
     d_head: int
 
 
-def _body(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "base_model", model)
-
-
 def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
-    body = _body(model)
+    body = body_of(model)
     if hasattr(body, "h"):  # GPT-2
         return list(body.h)
     if hasattr(body, "encoder") and hasattr(body.encoder, "layer"):  # BERT
@@ -50,12 +48,6 @@ def head_sites(model: torch.nn.Module) -> list[HeadSite]:
     return out
 
 
-def n_residual_sites(model: torch.nn.Module) -> int:
-    """Residual-stream sites: 0 is the embedding output, ``i`` the output of block ``i − 1`` (as
-    ``output_hidden_states`` numbers them)."""
-    return len(_blocks(model)) + 1
-
-
 def residual_site(model: torch.nn.Module, index: int) -> torch.nn.Module:
     """The module whose output is the residual stream at site ``index`` (0: embeddings; i: block i − 1).
 
@@ -66,7 +58,7 @@ def residual_site(model: torch.nn.Module, index: int) -> torch.nn.Module:
         raise ValueError(f"residual site {index} out of range 0..{len(blocks)}")
     if index > 0:
         return blocks[index - 1]
-    body = _body(model)
+    body = body_of(model)
     return body.drop if hasattr(body, "drop") else body.embeddings  # GPT-2's wte + wpe after dropout; BERT's embeddings
 
 

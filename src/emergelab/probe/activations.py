@@ -7,29 +7,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from emergelab.models.forward import batches, body, device_of, eval_mode
+
 __all__ = ["extract_hidden", "extract_attentions", "eager_attention", "pool", "resolve_layers"]
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:  # a model without parameters: nothing to place
-        return torch.device("cpu")
-
-
-def _body(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformer body without its LM/MLM head: the head's vocabulary projection is wasted work here."""
-    return getattr(model, "base_model", model)
-
-
-@contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 @contextlib.contextmanager
@@ -50,21 +30,14 @@ def eager_attention(model: torch.nn.Module) -> Iterator[None]:
             model.set_attn_implementation(before)
 
 
-def _batches(n: int, batch_size: int) -> Iterator[slice]:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))
-
-
 def _forward(model, input_ids, attention_mask, token_type_ids, sl: slice, **flags):
-    device = _device(model)
+    device = device_of(model)
     kwargs = {"input_ids": input_ids[sl].to(device)}
     if attention_mask is not None:
         kwargs["attention_mask"] = attention_mask[sl].to(device)
     if token_type_ids is not None:  # BERT segment ids; causal models take none
         kwargs["token_type_ids"] = token_type_ids[sl].to(device)
-    return _body(model)(**kwargs, use_cache=False, return_dict=True, **flags)
+    return body(model)(**kwargs, use_cache=False, return_dict=True, **flags)
 
 
 def resolve_layers(layers: Sequence[int] | None, n_sites: int) -> list[int]:
@@ -107,8 +80,8 @@ def extract_hidden(
     n_seq, n_tok = input_ids.shape
     out: np.ndarray | None = None
     keep: list[int] | None = None
-    with _eval_mode(model):
-        for sl in _batches(n_seq, batch_size):
+    with eval_mode(model):
+        for sl in batches(n_seq, batch_size):
             hidden = _forward(model, input_ids, attention_mask, token_type_ids, sl, output_hidden_states=True).hidden_states
             if out is None:
                 n_sites = len(hidden)
@@ -140,8 +113,8 @@ def extract_attentions(
     token_type_ids = _as_long(token_type_ids)
     n_seq, n_tok = input_ids.shape
     out: np.ndarray | None = None
-    with _eval_mode(model), eager_attention(model):
-        for sl in _batches(n_seq, batch_size):
+    with eval_mode(model), eager_attention(model):
+        for sl in batches(n_seq, batch_size):
             attentions = _forward(model, input_ids, attention_mask, token_type_ids, sl, output_attentions=True).attentions
             if not attentions or attentions[0] is None:
                 raise ValueError(f"{type(model).__name__} returned no attention weights; load it with attn_implementation='eager'")

@@ -13,6 +13,7 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, Shuffl
 from sklearn.utils.validation import check_is_fitted
 
 from emergelab.errors import UserError
+from emergelab.probe.baselines import majority_label
 from emergelab.probe.control import control_labels
 
 __all__ = ["LinearProbe", "probe_layer", "split_by_sequence", "probe_rows", "PROBE_METRICS"]
@@ -215,8 +216,7 @@ def probe_layer(
     control = clone(template).fit(X[train], y_control[train], groups=groups[train])
     control_accuracy = float(np.mean(control.predict(X[test]) == y_control[test]))
 
-    values, counts = np.unique(y[train], return_counts=True)
-    majority = values[np.argmax(counts)]
+    majority = majority_label(y[train])
     return {
         "accuracy": accuracy,
         "control_accuracy": control_accuracy,

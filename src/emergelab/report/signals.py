@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 
 from emergelab.explain.latent import linked
+from emergelab.measurements import HEADS_PREFIX
 from emergelab.report import fmt
 from emergelab.report import plot as P
 from emergelab.report.capabilities import Capability, metric_name, rung_order
 from emergelab.report.capfigs import ONSET_VERDICTS, label
-
-HEADS = "heads/"
 
 
 def links_of(task: str, links: list[tuple[str, str]] | None, leads: list[dict], latents: list[str],
@@ -20,7 +19,7 @@ def links_of(task: str, links: list[tuple[str, str]] | None, leads: list[dict], 
     else the explain stage's leads and same-world latents (never another world's)."""
     if links is not None:
         sig = {s for s, t in links if t == task}
-        return ([x for x in latents if x in sig], [h for h in heads if HEADS + h in sig])
+        return ([x for x in latents if x in sig], [h for h in heads if HEADS_PREFIX + h in sig])
     lat = sorted({x["latent"] for x in leads if x.get("task") == task} | {x for x in latents if linked(x, task)})
     return [x for x in latents if x in lat], (heads if ":" not in task else [])
 
@@ -98,7 +97,7 @@ def signals_figure(df: pd.DataFrame, cap: Capability, expl: dict, latents: list[
         else:
             d = head_max(df, name)
             marks = [(m["rung"], m["signature_onset"]["x"], m["signature_onset"].get("ci"), f"{name} heads") for m in mechs
-                     if m.get("signal") == HEADS + name and m.get("axis", "step") == "step" and m.get("signature_onset")]
+                     if m.get("signal") == HEADS_PREFIX + name and m.get("axis", "step") == "step" and m.get("signature_onset")]
             ytitle = "head score (attention mass)"
         _lines(fig, r, d, rungs, ytitle, shown)
         _onsets(fig, r, marks, rungs, *_range(d.value))

@@ -24,12 +24,11 @@ import numpy as np
 
 from emergelab.errors import UserError
 from emergelab.layout import Layout
+from emergelab.measurements import HEADS_PREFIX
 from emergelab.spec import StudySpec
 from emergelab.stages.base import Stage, Unit, part_is_current
 from emergelab.stages.checkpoints import Checkpoint, checkpoint_of, facts, load_model, local_path
 from emergelab.stages.evaluate import checkpoint_units, part_of
-
-HEADS_PREFIX = "heads/"
 
 
 def study_links(spec: StudySpec, lay: Layout) -> list[dict]:
@@ -172,13 +171,16 @@ def mechanism_checkpoint(ck: Checkpoint, spec, lay: Layout, tasks: dict, links: 
     bs, boot = spec.eval.batch_size, dict(n_boot=spec.eval.n_bootstrap, boot_seed=spec.seed)
     means = functools.cache(lambda: head_means(model, np.asarray(lay.data_dir.blocks("heldout")[:spec.mechanism.n_reference])))
     scored: dict[str, dict] = {}
+    conds: dict[str, tuple | None] = {}  # per signal: a signal linked to several tasks is set up once
     rows = []
     with torch.inference_mode():
         for link in links:
             task, signal = link["task"], link["signal"]
-            rng = _rng(spec, ck, signal)
-            cond = (_head_conditions(model, probe, signal, spec, rng, means) if signal.startswith(HEADS_PREFIX)
-                    else _latent_conditions(model, probe, signal, spec, lay, rng))
+            if signal not in conds:
+                rng = _rng(spec, ck, signal)
+                conds[signal] = (_head_conditions(model, probe, signal, spec, rng, means) if signal.startswith(HEADS_PREFIX)
+                                 else _latent_conditions(model, probe, signal, spec, lay, rng))
+            cond = conds[signal]
             if cond is None:
                 continue
             hit_ctx, ctrl_ctx, layer = cond
