@@ -94,7 +94,7 @@ def test_suite_study_equals_the_trained_ladder(trained, hub_cache, tmp_path):
     suite = run_suite(tmp_path, suite_spec("suite", {r: [f"step{s}" for s in STEPS] for r in RUNGS}), hub_cache)
     assert not (suite / "runs").exists()  # nothing trained
     a, b = analysed(trained), analysed(suite)
-    assert len(a) == len(b) > 0 and set(b.source) == {"eval", "probe", "heads"}
+    assert len(a) == len(b) > 0 and set(b.source) == {"eval", "probe", "heads", "mechanism", "baseline"}
     pd.testing.assert_frame_equal(a, b)  # every column but the study's name: values, steps, tokens, FLOPs, n_params
     ea, eb = (json.loads((d / "explanations.json").read_text()) for d in (trained, suite))
     assert ea == eb  # the verdicts, fits, onsets and leads

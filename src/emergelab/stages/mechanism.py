@@ -34,7 +34,7 @@ from emergelab.stages.evaluate import checkpoint_units, part_of
 def study_links(spec: StudySpec, lay: Layout) -> list[dict]:
     """The links the stage can test (cheap: the data manifest): tasks the study evaluates, signals it
     measures — latents of the world, head scores of a causal model whose heads are scored."""
-    if spec.world is None or not spec.mechanism.enabled or spec.is_suite or not lay.data_dir.exists():
+    if spec.world is None or not spec.mechanism.enabled or not lay.data_dir.exists():
         return []
     man = lay.data_dir.manifest()
     tasks = set(spec.eval.tasks or man.get("tasks", {}))
