@@ -39,7 +39,7 @@ def test_every_checkpoint_has_every_links_rows(smoke_study):
     wide = df.assign(q=[p[0] for p in parsed], m=[p[1] + "|" + p[2] for p in parsed]).pivot_table(
         index=["rung", "step", "m"], columns="q", values="value")
     assert np.allclose(wide["drop"] - wide["control_drop"], wide["specificity"], atol=1e-9)
-    assert df.stderr.notna().all() and (df.n == 64).all()
+    assert df.stderr.notna().all() and (df.n == 16).all()  # the smoke preset's mechanism.n_examples
 
 
 def test_the_unablated_score_is_the_evaluate_stages(smoke_study):
