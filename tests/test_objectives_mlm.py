@@ -220,3 +220,32 @@ def test_fused_causal_lm_loss_equals_gpt2_loss():
     ref.backward()
     for n, p in model.named_parameters():
         assert torch.allclose(g_ours[n], p.grad, atol=1e-6, rtol=1e-4), n
+
+
+def test_fused_causal_lm_over_seen_tokens_is_the_restricted_cross_entropy():
+    """``train.loss_vocab: seen``: the loss is the cross-entropy of the logits of the seen ids only, and the
+    head rows of never-seen ids (here the 7 specials and ids 200..299) get exactly zero gradient."""
+    import torch.nn.functional as F
+
+    from emergelab.models import build_model, initialise
+    from emergelab.objectives.clm_fused import FusedCausalLM, seen_ids
+    from emergelab.spec import Rung
+
+    model = initialise(build_model(Rung(name="x", n_layer=1, d_model=16, n_head=2), vocab_size=300, seq_len=16,
+                                   causal=True), "normal", 0).eval()
+    rows = np.random.default_rng(2).integers(7, 200, size=(6, 16))
+    seen = seen_ids(rows, 300, chunk=7)  # chunks that split rows: counting is chunk-independent
+    assert seen.tolist() == sorted(set(rows.ravel().tolist()))
+    ids = torch.from_numpy(rows)
+    ours, _ = FusedCausalLM(seen, 300).loss(model, {"input_ids": ids})
+    logits = model(input_ids=ids).logits[:, :-1][..., torch.from_numpy(seen)]
+    remap = {int(t): i for i, t in enumerate(seen)}
+    target = torch.tensor([remap[int(t)] for t in ids[:, 1:].reshape(-1)])
+    ref = F.cross_entropy(logits.reshape(-1, len(seen)), target)
+    assert abs(ours.item() - ref.item()) < 1e-5
+    assert ours.item() < model(input_ids=ids, labels=ids).loss.item()  # fewer competitors, lower loss
+    ours.backward()
+    grad = model.get_output_embeddings().weight.grad
+    unseen = np.setdiff1d(np.arange(300), seen)
+    assert grad[torch.from_numpy(unseen)].abs().max().item() == 0.0
+    assert grad[torch.from_numpy(seen)].abs().sum(1).min().item() > 0.0

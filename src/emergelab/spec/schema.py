@@ -64,6 +64,10 @@ class TrainSpec(_Strict):
     weight_decay: float = Field(0.0, ge=0, le=10)
     grad_clip: float = Field(1.0, ge=0, le=1e6)
     grad_accum: int = Field(1, ge=1, le=65536)
+    loss_vocab: Literal["all", "seen"] = Field(
+        "all", description="causal LM: the next-token softmax over the whole vocabulary, or only over the tokens that "
+                           "occur in the training rows (never-seen ones, e.g. unused special tokens, get no gradient; "
+                           "docs/phenomena.md: 7 of them hold induction heads back for 1,000+ steps)")
     checkpoint_every: int = Field(100, ge=1, le=MAX_STEPS, description="regular checkpoints after the log-spaced ones")
     log_spaced: bool = True
     log_every: int = Field(10, ge=1, le=MAX_STEPS)
@@ -291,6 +295,9 @@ class StudySpec(_Strict):
         t = self.train
         if t.warmup > t.steps:
             raise ValueError(f"train.warmup: {t.warmup} is more than train.steps {t.steps}; allowed 0 ≤ warmup ≤ steps")
+        if t.loss_vocab == "seen" and not self.causal:
+            raise ValueError("train.loss_vocab: seen restricts the causal LM's softmax; with objectives "
+                             f"{self.objectives} use loss_vocab: all (the default)")
         n = n_checkpoints(t.steps, t.checkpoint_every, t.log_spaced)
         if n > MAX_CHECKPOINTS:
             least = -(-t.steps // (MAX_CHECKPOINTS - 64))
@@ -402,7 +409,8 @@ RUNTIME_KEYS = ("executor", "ray", "explain")
 #: keys added after studies existed, left out at their default so that those studies keep their hash
 _DROPPED_AT_DEFAULT = {("finetune",): None, ("seeds",): None, ("mechanisms",): None, ("executor",): "local",
                        ("mechanism",): MechanismOptions().model_dump(mode="json"),
-                       ("ray",): None, ("train", "device"): "auto"}
+                       ("ray",): None, ("train", "device"): "auto",
+                       ("train", "loss_vocab"): "all"}
 
 
 def plain(spec: StudySpec) -> dict:

@@ -54,9 +54,10 @@ def time_rung(spec: StudySpec, rung: Rung, vocab_size: int, *, warmup: int = 2, 
         lay = Layout(Path(tmp))
         # a driver without the GPU its Ray tasks will train on calibrates on what it has
         acc = make_accelerator([], lay.logs(rung.name), t.device if t.device != "cuda" or torch.cuda.is_available() else "auto")
-        objective = training_objective(spec, tok)
+        rows = synthetic_rows(spec, len(tok), per_step * (warmup + steps), rng)
+        objective = training_objective(spec, tok, rows=rows["input_ids"], vocab_size=len(tok))
         step_module = acc.prepare(StepModule(model, objective))
-        run = RungRun(spec, lay, rung, spec.seed, acc, tok, synthetic_rows(spec, len(tok), per_step * (warmup + steps), rng),
+        run = RungRun(spec, lay, rung, spec.seed, acc, tok, rows,
                       shard(t.batch_size, 1, 0), set(), model=model, step_module=step_module, objective=objective,
                       opt=make_optimizer(model, t), bf16=use_bf16(t.bf16, acc.device))
         step_module.train()

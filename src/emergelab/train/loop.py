@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from emergelab.corpus.tokenizer import load_tokenizer
@@ -26,7 +27,7 @@ from emergelab.models import checkpoint as ckpt
 from emergelab.models.build import build_model, count_params, flops_per_token
 from emergelab.models.init import initialise
 from emergelab.objectives import make_objective
-from emergelab.objectives.clm_fused import FusedCausalLM
+from emergelab.objectives.clm_fused import FusedCausalLM, seen_ids
 from emergelab.spec import Rung, StudySpec
 from emergelab.train.accel import bf16_choice, check_divisible, make_accelerator, shard, take_rows
 from emergelab.train.schedule import lr_at
@@ -55,10 +56,14 @@ def make_optimizer(model: torch.nn.Module, t) -> torch.optim.AdamW:
                               {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(0.9, 0.95), fused=fused)
 
 
-def training_objective(spec: StudySpec, tokenizer, seed: int | None = None):
+def training_objective(spec: StudySpec, tokenizer, seed: int | None = None, rows: np.ndarray | None = None,
+                       vocab_size: int | None = None):
     """The study's objective (MLM masks drawn for ``seed``, default the study's); causal LM trains with the
-    fused vocabulary head (the same loss, faster)."""
+    fused vocabulary head (the same loss, faster), its softmax over the ids that occur in ``rows`` under
+    ``train.loss_vocab: seen``."""
     if spec.causal:
+        if spec.train.loss_vocab == "seen":
+            return FusedCausalLM(seen_ids(rows, vocab_size), vocab_size)
         return FusedCausalLM()
     return make_objective(spec.objectives, tokenizer=tokenizer, seed=spec.seed if seed is None else seed,
                           **spec.mlm.model_dump())
@@ -190,7 +195,8 @@ def _build(run: RungRun, missing: list[int]) -> None:
         ckpt.load_weights(model, run.lay.checkpoint(run.name, run.start))
     if t.compile:
         compile_backbone(model)
-    run.objective = training_objective(spec, run.tok, run.seed)
+    used = run.rows["input_ids"][: t.steps * run.per_step]  # the rows this run trains on
+    run.objective = training_objective(spec, run.tok, run.seed, used, manifest["vocab_size"])
     run.step_module = run.acc.prepare(StepModule(model, run.objective))
     run.model = run.acc.unwrap_model(run.step_module).model
     run.opt = make_optimizer(run.model, t)
