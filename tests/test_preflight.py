@@ -54,7 +54,8 @@ def test_sizes_match_what_the_smoke_study_wrote(smoke_study):
 
 def test_nothing_left_means_no_units(smoke_study):
     spec = read_spec(preset="smoke")
-    units = units_left(spec, Layout(smoke_study), ["prepare", "train", "evaluate", "probe", "finetune", "explain", "report"])
+    units = units_left(spec, Layout(smoke_study), ["prepare", "train", "evaluate", "probe", "mechanism", "finetune", "explain",
+                                                 "report"])
     assert not any(units.values())
 
 
@@ -63,7 +64,7 @@ def test_dry_run_prints_the_estimates_and_writes_nothing(tmp_path):
     res = run_cli("study", "--preset", "smoke", "--dry-run", "--out", str(out))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert any(line.startswith("preflight: units of work: prepare 1, train 4, evaluate 33, probe 32, finetune 8") for line in lines)
+    assert any(line.startswith("preflight: units of work: prepare 1, train 4, evaluate 33, probe 32, mechanism 32, finetune 8") for line in lines)
     assert any("checkpoints" in line and "free" in line for line in lines)
     assert any(line.startswith("preflight: peak memory") for line in lines)
     assert any(line.startswith("preflight: estimated wall time") for line in lines)

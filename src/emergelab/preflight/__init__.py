@@ -35,11 +35,12 @@ from emergelab.stages import explain as explain_stage
 from emergelab.stages import report as report_stage
 from emergelab.stages.base import part_is_current
 from emergelab.stages.finetune import missing as finetune_missing
+from emergelab.stages.mechanism import study_links
 from emergelab.stages.prepare import is_prepared
 from emergelab.stages.train import rung_trained
 from emergelab.worlds import TextWorld, world_for_spec
 
-STAGE_ORDER = ("prepare", "train", "evaluate", "probe", "finetune", "explain", "report")
+STAGE_ORDER = ("prepare", "train", "evaluate", "probe", "mechanism", "finetune", "explain", "report")
 
 
 @dataclass
@@ -110,6 +111,25 @@ def world_facts(spec: StudySpec, lay: Layout) -> WorldFacts:
                       max(1, len({latents[n] for n in chosen})), max(1, len(chosen)))
 
 
+def n_links(spec: StudySpec, lay: Layout) -> int:
+    """The mechanism links the stage will test: the prepared data's, else the world's and the spec's
+    (before preparing; the same filter: linked tasks evaluated, latents probed, head scores of a causal model)."""
+    if spec.world is None or not spec.mechanism.enabled:
+        return 0
+    if lay.data_dir.exists():
+        return len(study_links(spec, lay))
+    if spec.world == TextWorld.name:
+        return len(spec.mechanisms or [])
+    world = world_for_spec(spec)
+    links = [m.as_dict() for m in world.mechanisms()] + [m.model_dump() for m in spec.mechanisms or []]
+    latents = set(world.labelled_tasks()) | {ls.name for ls in world.latents(2, spec.train.seq_len)}
+    heads_ok = spec.causal and spec.probe.heads
+    return sum((not spec.eval.tasks or m["task"] in spec.eval.tasks)
+               and ((m["signal"].startswith("heads/") and heads_ok)
+                    or (m["signal"] in latents and (spec.probe.latents is None or m["signal"] in spec.probe.latents)))
+               for m in links)
+
+
 def _checkpoint_units(spec: StudySpec, lay: Layout, source: str) -> dict[str, int]:
     """Per run (rung × seed), the checkpoints whose ``source`` part is missing or stale (once trained)."""
     out = {}
@@ -137,10 +157,12 @@ def units_left(spec: StudySpec, lay: Layout, stages: list[str]) -> dict[str, dic
             out[stage] = _checkpoint_units(spec, lay, source)
     if "evaluate" in stages and not lay.part("eval", "_task").exists():
         out["evaluate"][""] = 1
+    if "mechanism" in stages and n_links(spec, lay):
+        out["mechanism"] = _checkpoint_units(spec, lay, "mechanism")
     if "finetune" in stages:
         for u in finetune_missing(spec, lay):
             out["finetune"][u.group] = out["finetune"].get(u.group, 0) + 1
-    earlier = any(out[s] for s in STAGE_ORDER[:5])
+    earlier = any(out[s] for s in STAGE_ORDER[:STAGE_ORDER.index("explain")])
     for stage in ("explain", "report"):
         if stage in stages and (earlier or not _current(spec, lay, stage)):
             out[stage] = {"": 1}
@@ -156,6 +178,7 @@ def plan(spec: StudySpec, lay: Layout, stages: list[str], *, use_cache: bool = T
     memory check come from closed forms first, so an impossible spec is refused before anything is built."""
     units = units_left(spec, lay, stages)
     facts = world_facts(spec, lay)
+    facts.n_links = n_links(spec, lay)
     counts = {s: sum(v.values()) for s, v in units.items() if s in stages}
     params = {r.name: approx_params(r.d_model, r.n_layer, r.d_ff, vocab_size=facts.vocab_size, seq_len=spec.train.seq_len,
                                     causal=spec.causal) for r in spec.ladder}

@@ -36,6 +36,7 @@ class WorldFacts:
     prompt_lengths: list[float] = field(default_factory=list)  # mean prompt + answer tokens, one per task
     n_latent_sets: int = 1  # distinct probe sequence sets (latents on the same sequences share a forward pass)
     n_latents: int = 1
+    n_links: int = 0  # mechanism links the mechanism stage tests
 
 
 def n_checkpoints(spec: StudySpec) -> int:
@@ -156,6 +157,8 @@ def stage_seconds(spec: StudySpec, facts: WorldFacts, timing: dict[str, dict], u
     # "" is a whole-study unit (evaluate's task-level rows): cheap next to the checkpoints'
     out["evaluate"] = makespan([per_eval[r] * n for r, n in units["evaluate"].items() if r], w)
     out["probe"] = makespan([per_probe[r] * n for r, n in units["probe"].items() if r], w)
+    per_mech = {r: _mechanism_s(spec, facts, timing[r], per_eval[r]) for r in timing}
+    out["mechanism"] = makespan([per_mech[r] * n for r, n in units.get("mechanism", {}).items() if r], w)
     out["finetune"] = makespan([per_ft[r] * n for r, n in units["finetune"].items() if r], w)
     n_curves = len(facts.answer_lengths) * 5 * len(spec.eval.k_shot) * (len(spec.ladder) + 2)
     out["explain"] = (0.5 + 0.02 * n_curves) if units["explain"] else 0.0
@@ -175,6 +178,16 @@ def _evaluate_s(spec: StudySpec, facts: WorldFacts, tm: dict) -> float:
     tasks = sum(batches * (2 * (tm["forward_s"] * min(1.0, n / seq) + 1e-3) + a * token_s)
                 for n, a in zip(lengths, facts.answer_lengths))
     return LOAD_S + tasks + math.ceil(spec.eval.heldout_sequences / bs) * tm["forward_s"]
+
+
+def _mechanism_s(spec: StudySpec, facts: WorldFacts, tm: dict, per_eval: float) -> float:
+    """One checkpoint: the heads' reference means and, per link, the linked task re-scored on
+    ``mechanism.n_examples`` prompts twice (intervention, control) beside its plain score; a latent's
+    eraser is fitted on the probe sequences' activations (one more forward pass over them)."""
+    m, bs = spec.mechanism, spec.eval.batch_size
+    per_task = (per_eval - LOAD_S) / max(1, len(facts.answer_lengths)) * min(1.0, m.n_examples / spec.eval.n_examples)
+    setup = math.ceil(m.n_reference / bs) * tm["forward_s"] + math.ceil(spec.probe.n_sequences / bs) * tm["forward_s"]
+    return LOAD_S + setup + facts.n_links * 3 * per_task if facts.n_links else 0.0
 
 
 def _probe_s(spec: StudySpec, facts: WorldFacts, tm: dict, rung) -> float:
