@@ -49,6 +49,8 @@ CASES = [
     ("spec-unknown-executor", ["study", "--preset", "smoke", "--executor", "slurm", "--out", "{T}/s"], "executor: Input should be 'local' or 'ray'"),
     ("spec-mechanism-unknown-ablation", ["study", "--preset", "smoke", "--set", "mechanism.ablation=shuffle", "--out", "{T}/s"], "mechanism.ablation: Input should be 'mean' or 'zero'"),
     ("spec-mechanism-no-control-heads", ["study", "--preset", "smoke", "--set", "mechanism.k_heads=2", "--out", "{T}/s"], "mechanism.k_heads: 2 leaves no heads for the random control"),
+    ("spec-loss-vocab-seen-with-mlm", ["study", "--preset", "smoke", "--set", "objectives=[mlm]", "--set", "train.loss_vocab=seen", "--out", "{T}/s"], "train.loss_vocab: seen restricts the causal LM's softmax"),
+    ("spec-loss-vocab-unknown", ["study", "--preset", "smoke", "--set", "train.loss_vocab=some", "--out", "{T}/s"], "train.loss_vocab: Input should be 'all' or 'seen'"),
     ("spec-explain-negative-seed", ["study", "--preset", "smoke", "--set", "explain.seed=-1", "--out", "{T}/s"], "explain.seed"),
     ("resource-data-beyond-disk", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1000000", "--out", "{T}/s"], "on disk"),
     ("resource-data-beyond-memory", ["study", "--preset", "smoke", "--set", "train.steps=300000", "--set", "train.batch_size=1024", "--set", "train.checkpoint_every=100000", "--out", "{T}/s"], "needs about"),
