@@ -101,9 +101,10 @@ def _signature_lead(ms: list[dict]) -> str:
     return f", signature {rel}{amount}" + (f" on {m['rung']}" if m.get("rung") else "")
 
 
-def mechanism_text(mechs: list[dict], cap: Capability) -> str:
-    """'heads/induction: load-bearing in 2/4 rungs' for each linked signal of the capability."""
-    mine = [m for m in mechs if m.get("task") == cap.task]
+def mechanism_text(mechs: list[dict], cap: Capability, metric: str | None = None) -> str:
+    """'heads/induction: load-bearing in 2/4 rungs' for each linked signal of the capability, counted over
+    the records of ``metric`` (the answer's; one record per rung and metric)."""
+    mine = [m for m in mechs if m.get("task") == cap.task and (metric is None or m.get("metric") == metric)]
     if not mine:
         return ""
     out = []
@@ -137,7 +138,7 @@ def answer_line(cap: Capability, leads: list[dict], mechs: list[dict]) -> str:
         parts.append(f"{html.escape(metric_name(primary.metric))}: {html.escape(_cell_text(primary))}")
     elif contrast and cell.verdict in FINDINGS:
         parts.append(f"under {html.escape(metric_name(contrast[0].metric))}: {html.escape(_cell_text(contrast[0]))}")
-    for extra in (lead_text(leads, cap, cell), mechanism_text(mechs, cap)):
+    for extra in (lead_text(leads, cap, cell), mechanism_text(mechs, cap, cell.metric)):
         if extra:
             parts.append(extra)
     return "<li>" + " · ".join(parts) + "</li>"
