@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_server import CliServer
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # tests never reach the Hub: external suites load from caches the tests build (HF_HUB_CACHE per test)
@@ -18,9 +20,16 @@ os.environ.setdefault("EMERGELAB_CACHE", os.path.join(os.environ.get("TMPDIR", "
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m emergelab ARGS`` and capture its output."""
+    """Run ``python -m emergelab ARGS`` and capture its output: a child of the session's fork server
+    (tests/cli_server.py: torch and transformers imported once), or a plain subprocess where the
+    environment is not the server's (or EMERGELAB_TEST_FORK=0)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if os.environ.get("EMERGELAB_TEST_FORK", "1") != "0":
+        server = CliServer.get(env)
+        if server is not None:
+            return server.run(env, list(args), cwd, timeout)
     return subprocess.run([sys.executable, "-m", "emergelab", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")
