@@ -6,7 +6,10 @@ Python process that imports them once, runs no torch operation, and forks one ch
 is a fresh process (its own pid, cwd, argv, stdin from /dev/null, stdout and stderr to files, exit
 status) that runs ``emergelab`` exactly as ``python -m emergelab`` does (``runpy``), only with those
 modules already imported. Runs with another environment than the server's go through a real subprocess
-(``run_cli`` checks), since libraries read some variables once, when imported.
+(``run_cli`` checks), since libraries read some variables once, when imported. What a forked run does not
+have of its own is the string-hash seed (Python draws it at start-up): every forked run iterates sets in
+the server's order, so the session's reference smoke study is a plain subprocess (``fork=False``).
+tests/bad_inputs/test_cli_server.py checks that a forked run prints what a plain one prints.
 
 Protocol (one run at a time): a JSON line on the server's stdin; the server answers the child's pid,
 then, when the child has exited, its status (both as JSON lines on its stdout).
@@ -24,12 +27,37 @@ import sys
 import tempfile
 from pathlib import Path
 
-# what `python -m emergelab` imports on the way to its work (models, data, stages); ray stays out
+# what `python -m emergelab` imports on the way to its work, besides emergelab's own modules (all but Ray's)
 PRELOAD = ("torch", "transformers", "transformers.models.gpt2.modeling_gpt2", "transformers.models.bert.modeling_bert",
-           "peft", "pandas", "pyarrow.parquet", "safetensors.torch", "tokenizers", "emergelab.cli.commands",
-           "emergelab.study", "emergelab.stages.prepare", "emergelab.stages.train", "emergelab.stages.evaluate",
-           "emergelab.stages.probe", "emergelab.stages.mechanism", "emergelab.stages.finetune",
-           "emergelab.stages.explain", "emergelab.stages.report", "emergelab.stages.suite")
+           "peft")
+
+
+def _preload() -> None:
+    import importlib
+    import pkgutil
+
+    import emergelab
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for mod in pkgutil.walk_packages(emergelab.__path__, "emergelab."):
+        if not mod.name.endswith(("__main__", "executor_ray")):
+            importlib.import_module(mod.name)
+
+
+def _transformers_logging(args: list[str]) -> None:
+    """transformers sets its loggers' level once, when first imported, from TRANSFORMERS_VERBOSITY, which
+    the CLI's root callback defaults to "error" unless -v is given: set again as this run would."""
+    from transformers.utils import logging as tl
+
+    was = os.environ.get("TRANSFORMERS_VERBOSITY")
+    verbose = any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    if was is None and not verbose:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    tl._reset_library_root_logger()
+    tl._configure_library_root_logger()
+    if was is None:
+        os.environ.pop("TRANSFORMERS_VERBOSITY", None)
 
 
 def _child(req: dict) -> None:
@@ -52,6 +80,7 @@ def _child(req: dict) -> None:
         if req["cwd"]:
             os.chdir(req["cwd"])
         sys.path[0] = os.getcwd()  # as `python -m` puts the working directory first
+        _transformers_logging(req["args"])
         import runpy
 
         sys.argv = ["-m", *req["args"]]  # runpy sets argv[0] to the module's path, as `python -m` does
@@ -83,14 +112,13 @@ def _status(status: int) -> int:
 
 def serve() -> None:
     import ctypes
-    import importlib
 
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the test session
     except OSError:
         pass
-    for name in PRELOAD:
-        importlib.import_module(name)
+    _preload()
+
     def answer(msg: dict) -> None:
         os.write(1, json.dumps(msg).encode() + b"\n")  # unbuffered: nothing left for a child to inherit
 
