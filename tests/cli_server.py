@@ -5,8 +5,9 @@ often takes a fraction of a second: a bad-input case, an incremental re-run). Th
 Python process that imports them once, runs no torch operation, and forks one child per run: the child
 is a fresh process (its own pid, cwd, argv, stdin from /dev/null, stdout and stderr to files, exit
 status) that runs ``emergelab`` exactly as ``python -m emergelab`` does (``runpy``), only with those
-modules already imported. Runs with another environment than the server's go through a real subprocess
-(``run_cli`` checks), since libraries read some variables once, when imported. What a forked run does not
+modules already imported. Libraries read some variables once, when imported: a run with variables of its
+own (``run_cli(env=...)``) is a plain subprocess, and a change of the session's environment starts a new
+server. What a forked run does not
 have of its own is the string-hash seed (Python draws it at start-up): every forked run iterates sets in
 the server's order, so the session's reference smoke study is a plain subprocess (``fork=False``).
 tests/bad_inputs/test_cli_server.py checks that a forked run prints what a plain one prints.
@@ -25,11 +26,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # what `python -m emergelab` imports on the way to its work, besides emergelab's own modules (all but Ray's)
 PRELOAD = ("torch", "transformers", "transformers.models.gpt2.modeling_gpt2", "transformers.models.bert.modeling_bert",
-           "peft")
+           "peft", "datasets")
 
 
 def _preload() -> None:
@@ -65,6 +67,7 @@ def _child(req: dict) -> None:
     code = 1
     try:
         os.setpgid(0, 0)  # its own process group: a timeout kills it and whatever it started
+        _die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -105,18 +108,22 @@ def _child(req: dict) -> None:
         os._exit(code)
 
 
+def _die_with_parent() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _status(status: int) -> int:
     """A child's wait status as subprocess reports it: the exit code, or minus the signal."""
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def serve() -> None:
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the test session
-    except OSError:
-        pass
+    _die_with_parent()  # never outlive the test session (nor its runs the server)
     _preload()
 
     def answer(msg: dict) -> None:
@@ -149,7 +156,7 @@ class CliServer:
     _instance: CliServer | None = None
 
     def __init__(self, env: dict):
-        self.env = env
+        self.env, self._buf = env, b""
         self.dir = tempfile.mkdtemp(prefix="emergelab-cli-")
         root = Path(__file__).resolve().parents[1]  # the checkout: `tests` importable for -c
         self.proc = subprocess.Popen([sys.executable, "-c", "from tests.cli_server import serve; serve()"],
@@ -157,21 +164,30 @@ class CliServer:
         self._answer(None)  # ready: its imports are done
 
     @classmethod
-    def get(cls, env: dict) -> CliServer | None:
-        """The server for ``env``, or None where the session's server has another environment."""
-        if cls._instance is not None and cls._instance.proc.poll() is not None:
-            cls._instance = None  # it died: start another
+    def get(cls, env: dict) -> CliServer:
+        """The server for ``env``: the running one, or a new one where it died or the session's environment
+        has changed since it started (a test that set a variable for good: transformers' verbosity, say)."""
+        if cls._instance is not None and (cls._instance.proc.poll() is not None or not _same(cls._instance.env, env)):
+            cls._instance.close()
+            cls._instance = None
         if cls._instance is None:
             cls._instance = cls(env)
             atexit.register(cls._instance.close)
-        return cls._instance if _same(cls._instance.env, env) else None
+        return cls._instance
 
     def _answer(self, timeout: float | None) -> dict | None:
-        if timeout is not None and not select.select([self.proc.stdout], [], [], timeout)[0]:
-            return None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the CLI fork server exited (status {self.proc.wait()})")
+        """The server's next answer, or None after ``timeout`` seconds (read off the pipe's descriptor:
+        no buffer where an answer could wait unseen by ``select``)."""
+        fd = self.proc.stdout.fileno()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            if deadline is not None and not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError(f"the CLI fork server exited (status {self.proc.wait()})")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
     def run(self, env: dict, args: list[str], cwd, timeout: float) -> subprocess.CompletedProcess:
@@ -193,7 +209,7 @@ class CliServer:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.stdin.close()
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

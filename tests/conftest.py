@@ -21,16 +21,15 @@ os.environ.setdefault("EMERGELAB_CACHE", os.path.join(os.environ.get("TMPDIR", "
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300, fork: bool = True,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m emergelab ARGS`` (``env``: variables set for it) and capture its output: a child of
-    the session's fork server (tests/cli_server.py: torch and transformers imported once), or a plain
-    subprocess with ``fork=False``, where the environment is not the server's, or with EMERGELAB_TEST_FORK=0."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    if fork and os.environ.get("EMERGELAB_TEST_FORK", "1") != "0":
-        server = CliServer.get(env)
-        if server is not None:
-            return server.run(env, list(args), cwd, timeout)
+    """Run ``python -m emergelab ARGS`` and capture its output: a child of the session's fork server
+    (tests/cli_server.py: torch and transformers imported once), or a plain subprocess with ``fork=False``,
+    with variables of its own (``env``) that change the session's environment, or with EMERGELAB_TEST_FORK=0."""
+    session = {**os.environ, "OMP_NUM_THREADS": "1"}
+    mine = {**session, **(env or {})}
+    if fork and mine == session and os.environ.get("EMERGELAB_TEST_FORK", "1") != "0":
+        return CliServer.get(session).run(session, list(args), cwd, timeout)
     return subprocess.run([sys.executable, "-m", "emergelab", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env=env)
+                          cwd=cwd, timeout=timeout, env=mine)
 
 
 @pytest.fixture(scope="session")
