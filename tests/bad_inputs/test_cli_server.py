@@ -13,6 +13,8 @@ import pytest
 from tests.cli_server import CliServer
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.skipif(os.environ.get("EMERGELAB_TEST_FORK", "1") == "0", reason="EMERGELAB_TEST_FORK=0: no fork server")
+
 #: loads a model (transformers' load report and warnings: shown by a plain run only with -v), then refuses
 RUN = ["evaluate", "--model", "{A}/corrupt", "--task", "{A}/ok.yaml", "--out", "{T}/e"]
 
