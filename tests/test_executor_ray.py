@@ -1,6 +1,8 @@
 """`executor: ray` on a real two-node Ray cluster on 127.0.0.1 (a head and one worker node, 1 CPU each):
 the smoke study gives the local executor's checkpoints (sha256) and measurements, and a driver killed
-mid-study leaves no task writing and resumes to the same result."""
+mid-study leaves no task writing and resumes to the same result. Both start from a copy of the session's
+local smoke study taken back to before two of its rungs (``drop_rungs``): what Ray computes is those
+rungs' share of every stage, compared with the local executor's."""
 from __future__ import annotations
 
 import os
@@ -15,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import drop_rungs
 from tests.test_faults import _shas, _table
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (`pip install -e .[test,ray]`)")
@@ -119,8 +122,14 @@ def _ray_env(address: str | None) -> dict:
     return env
 
 
-def test_smoke_study_on_two_ray_nodes_equals_the_local_one(cluster, smoke_study, tmp_path):
-    out = tmp_path / "study"
+#: the rungs the Ray tests take a copy of the local smoke study back from: two groups for the two nodes in
+#: every stage (finetune included: L2-d64 is one of its rungs), with the prepared data and the table
+RAY_RUNGS = ("L1-d8", "L2-d64")
+
+
+def test_smoke_study_on_two_ray_nodes_equals_the_local_one(cluster, smoke_copy, smoke_study):
+    out = drop_rungs(smoke_copy, RAY_RUNGS)
+    kept = {p: p.stat().st_mtime_ns for p in (out / "parts").rglob("*.parquet")}
     res = subprocess.run([sys.executable, "-m", "emergelab", "study", "--preset", "smoke", "--executor", "ray",
                           "--out", str(out)], capture_output=True, text=True, env=_ray_env(cluster), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -128,17 +137,22 @@ def test_smoke_study_on_two_ray_nodes_equals_the_local_one(cluster, smoke_study,
     assert "train      L1-d8" in res.stderr.replace("━", "")  # progress came back from the tasks
     assert _shas(out) == _shas(smoke_study)
     pd.testing.assert_frame_equal(_table(out), _table(smoke_study))
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the other rungs' parts were not redone
     assert not _task_pids()
 
 
-def test_killed_ray_driver_leaves_no_task_writing_and_resumes(cluster, smoke_study, tmp_path):
-    out = tmp_path / "study"
+def _new_checkpoints(out: Path) -> int:
+    return sum(len(list(out.glob(f"runs/{r}/checkpoints/step-*/checkpoint.json"))) for r in RAY_RUNGS)
+
+
+def test_killed_ray_driver_leaves_no_task_writing_and_resumes(cluster, smoke_copy, smoke_study):
+    out = drop_rungs(smoke_copy, RAY_RUNGS)
     cmd = [sys.executable, "-m", "emergelab", "study", "--preset", "smoke", "--set", "executor=ray", "--out", str(out)]
     driver = subprocess.Popen(cmd, env=_ray_env(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:  # SIGKILL the driver once training has written its first checkpoints (tasks are running)
         deadline = time.monotonic() + 120
-        while len(list(out.glob("runs/*/checkpoints/step-*/checkpoint.json"))) < 3:
+        while _new_checkpoints(out) < 3:
             assert driver.poll() is None and time.monotonic() < deadline, "the study ended before it was killed"
             time.sleep(0.05)
         assert _task_pids(), "no Ray task was running"

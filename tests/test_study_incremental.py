@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from emergelab.measurements import SORT_KEY
-from tests.conftest import run_cli
+from tests.conftest import drop_rungs, run_cli
 
 
 def _table(study: Path) -> pd.DataFrame:
@@ -112,16 +112,19 @@ def test_a_checkpoint_with_other_weights_redoes_exactly_the_work_made_from_it(sm
     assert all(p.stat().st_mtime_ns == before[p] for p in kept)  # independent of it
 
 
-def test_killed_study_rerun_finishes_identically(smoke_study, tmp_path):
-    out = tmp_path / "killed"
+def test_killed_study_rerun_finishes_identically(smoke_copy, smoke_study):
+    """Killed while training (the largest rung, from prepare on: the others' work is the session study's)."""
+    out = drop_rungs(smoke_copy, ("L2-d64",))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "emergelab", "study", "--preset", "smoke", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("runs/*/checkpoints/step-000016")):
+    while time.time() < deadline and not list(out.glob("runs/L2-d64/checkpoints/step-000016")):
         time.sleep(0.05)
+    assert proc.poll() is None, "the study ended before it was killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert not (out / "runs" / "L2-d64" / "checkpoints" / "step-000064").exists()  # killed mid-training
     res = run_cli("study", "--preset", "smoke", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert _shas(out) == _shas(smoke_study)

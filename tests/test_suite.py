@@ -3,11 +3,9 @@ gives the same measurements and verdicts as the same checkpoints analysed as a t
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +18,7 @@ from emergelab.models import checkpoint as ckpt
 from emergelab.models.export import add_revision
 from emergelab.spec import parse
 from emergelab.spec.suite import step_from_name
+from tests.conftest import run_cli
 
 RUNGS = ("L1-d8", "L2-d16")
 STEPS = (0, 1, 2, 4, 8, 16)
@@ -35,10 +34,8 @@ KEY = ["source", "rung", "step", "task", "k_shot", "layer", "metric"]
 
 
 def cli(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    if cache is not None:
-        env["HF_HUB_CACHE"] = str(cache)
-    return subprocess.run([sys.executable, "-m", "emergelab", *args], capture_output=True, text=True, env=env, timeout=600)
+    """The CLI offline, with ``cache`` as the Hub cache (a plain subprocess then: the Hub reads it on import)."""
+    return run_cli(*args, timeout=600, env={"HF_HUB_OFFLINE": "1", **({"HF_HUB_CACHE": str(cache)} if cache else {})})
 
 
 def suite_spec(name: str, revisions: dict[str, list[str]], **extra) -> dict:
