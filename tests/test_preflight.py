@@ -91,3 +91,11 @@ def test_a_second_plan_reads_the_cached_calibration(tmp_path, monkeypatch):
     second = plan(spec, Layout(tmp_path / "s"), ["prepare", "train"])
     assert second.calibration == "from this machine's cached calibration"
     assert second.seconds["train"] == first.seconds["train"] > 0
+
+
+def test_plan_for_replicate_seeds_without_the_study_seed(tmp_path, monkeypatch):
+    """``seeds`` that leave out ``seed`` name every run ``<rung>@seed<k>``: the memory estimate follows the runs."""
+    monkeypatch.setenv("EMERGELAB_CACHE", str(tmp_path / "cache"))
+    spec = read_spec(preset="smoke", overrides=["ladder=[{name: a, n_layer: 1, d_model: 8, n_head: 2}]", "seeds=[100, 101]"])
+    got = plan(spec, Layout(tmp_path / "s"), ["prepare", "train"])
+    assert got.seconds["train"] > 0 and got.peak_memory > 0

@@ -218,9 +218,10 @@ def _peak(spec: StudySpec, facts: WorldFacts, params: dict[str, int], units: dic
     """The largest memory any stage needs at once, from closed forms: preparing the data, or the workers training."""
     peak, what = (prepare_peak_bytes(spec), "preparing the data") if units["prepare"] else (BASE_RSS, "a worker")
     if units["train"]:
-        largest = spec.rung(rung_of[max(units["train"], key=lambda r: params[r])])
+        run = max(units["train"], key=lambda r: params[r])  # params are keyed by run (``<rung>@seed<k>``)
+        largest = spec.rung(rung_of[run])
         n = min(spec.train.workers, len(units["train"]))
-        train = n * train_peak_bytes(params[largest.name], spec, largest.d_model, largest.n_layer, largest.n_head,
+        train = n * train_peak_bytes(params[run], spec, largest.d_model, largest.n_layer, largest.n_head,
                                      facts.vocab_size)
         if train > peak:
             peak, what = train, f"{n} worker(s) training, the largest {largest.name}"
