@@ -16,6 +16,21 @@ def test_presets_load_and_hash_is_stable():
     assert read_spec(preset="smoke", overrides=["train.steps=10"]).hash() != a.hash()
 
 
+def test_mirage_preset_trains_on_whole_problems_at_the_task_positions():
+    """The mirage preset's rows are one problem each (``abc+def=wxyz;``), where the add-3 prompts sit: packed at
+    random offsets no rung learned the hard digits in budget (docs/phenomena.md)."""
+    from emergelab.worlds import make_world
+    from emergelab.worlds.arithmetic import EQUALS, SEMI
+
+    spec = read_spec(preset="mirage")
+    assert spec.replicate_seeds() == [0, 1, 2] and spec.train.loss_vocab == "seen" and spec.explain == type(spec.explain)()
+    world = make_world(spec.world, spec.world_args, spec.seed)
+    rows = world.train_blocks(8, spec.train.seq_len)
+    assert (rows[:, 7] == EQUALS).all() and (rows[:, -1] == SEMI).all()
+    (task,) = world.tasks(4)
+    assert task.name == "add-3" and all(len(e.prompt) == 8 and len(e.target) == 4 for e in task.examples)
+
+
 def test_set_overrides_nested_and_yaml_values():
     spec = read_spec(preset="smoke", overrides=["train.steps=200", "objectives=[mlm,nsp]", "ladder.0.d_model=16"])
     assert spec.train.steps == 200
@@ -58,7 +73,7 @@ def test_bad_override_syntax():
 
 
 def test_unknown_preset_names_the_allowed_ones():
-    with pytest.raises(UserError, match="allowed: default, induction, smoke"):
+    with pytest.raises(UserError, match="allowed: default, induction, mirage, smoke"):
         read_spec(preset="huge")
 
 
