@@ -56,13 +56,10 @@ def finetune_cmd(
     [bold]emergelab.finetune.load_finetuned(OUT)[/bold]). Several: a sample-efficiency sweep, e.g.
     [bold]--labels 16,64,256,all --seeds 3[/bold], with a mean ± std summary.
     """
-    from emergelab.corpus.labelled import TASKS
     from emergelab.finetune.model_dir import check_model_dir
     from emergelab.io import StudyLock
 
-    if task not in TASKS:  # the checks that need no model or data come first
-        raise UserError(f"--task must be classify or tag, got {task!r}")
-    methods, counts, config = _plan(method, labels, dict(
+    methods, counts, config = _checked_plan(task, method, labels, dict(
         epochs=epochs, steps=steps, min_steps=min_steps, lr=lr, head_lr=head_lr, val_fraction=val_fraction,
         patience=patience, batch_size=batch_size, max_length=max_length,
         lora_r=lora_r, adapter_kind=adapter_kind, target_modules=tuple(_split(target_modules)) or None,
@@ -78,6 +75,15 @@ def finetune_cmd(
         run(model, train, evald, config=config, methods=methods, counts=counts, seeds=seed_list, eval_size=eval_size,
             out=out, name=name, device=device, export=export, save_weights=save_weights, baselines=baselines)
     console.print(f"wall time {time.perf_counter() - t0:.1f} s")
+
+
+def _checked_plan(task: str, method: str, labels: str, config: dict):
+    """The checks that need no model or data, first; then (methods, label counts, run config)."""
+    from emergelab.corpus.labelled import TASKS
+
+    if task not in TASKS:
+        raise UserError(f"--task must be classify or tag, got {task!r}")
+    return _plan(method, labels, config)
 
 
 def _load_data(data: Path, eval_data: Optional[Path], *, task: str, text_column: str, label_column: str):

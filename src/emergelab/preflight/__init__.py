@@ -35,7 +35,7 @@ from emergelab.stages import explain as explain_stage
 from emergelab.stages import report as report_stage
 from emergelab.stages.base import part_is_current
 from emergelab.stages.finetune import missing as finetune_missing
-from emergelab.stages.mechanism import study_links
+from emergelab.stages.mechanism import study_links, testable_links
 from emergelab.stages.prepare import is_prepared
 from emergelab.stages.train import rung_trained
 from emergelab.worlds import TextWorld, world_for_spec
@@ -123,11 +123,7 @@ def n_links(spec: StudySpec, lay: Layout) -> int:
     world = world_for_spec(spec)
     links = [m.as_dict() for m in world.mechanisms()] + [m.model_dump() for m in spec.mechanisms or []]
     latents = set(world.labelled_tasks()) | {ls.name for ls in world.latents(2, spec.train.seq_len)}
-    heads_ok = spec.causal and spec.probe.heads
-    return sum((not spec.eval.tasks or m["task"] in spec.eval.tasks)
-               and ((m["signal"].startswith("heads/") and heads_ok)
-                    or (m["signal"] in latents and (spec.probe.latents is None or m["signal"] in spec.probe.latents)))
-               for m in links)
+    return len(testable_links(spec, links, {ts.name for ts in world.tasks(2)}, latents))
 
 
 def _checkpoint_units(spec: StudySpec, lay: Layout, source: str) -> dict[str, int]:

@@ -37,13 +37,19 @@ def study_links(spec: StudySpec, lay: Layout) -> list[dict]:
     if spec.world is None or not spec.mechanism.enabled or not lay.data_dir.exists():
         return []
     man = lay.data_dir.manifest()
-    tasks = set(spec.eval.tasks or man.get("tasks", {}))
+    return testable_links(spec, man.get("mechanisms") or [], set(man.get("tasks", {})), set(man.get("latents", {})))
+
+
+def testable_links(spec: StudySpec, links: list[dict], tasks: set[str], latents: set[str]) -> list[dict]:
+    """The links (deduplicated) whose task the study evaluates and whose signal it measures: a latent it
+    probes, or a head score of a causal model whose heads are scored."""
+    evaluated = set(spec.eval.tasks or tasks)
     out = []
-    for m in man.get("mechanisms") or []:
+    for m in links:
         sig = m["signal"]
         heads_ok = sig.startswith(HEADS_PREFIX) and spec.causal and spec.probe.heads  # a score without rows is skipped in run
-        latent_ok = sig in man.get("latents", {}) and (spec.probe.latents is None or sig in spec.probe.latents)
-        if m["task"] in tasks and (heads_ok or latent_ok) and m not in out:
+        latent_ok = sig in latents and (spec.probe.latents is None or sig in spec.probe.latents)
+        if m["task"] in evaluated and (heads_ok or latent_ok) and m not in out:
             out.append(m)
     return out
 
