@@ -264,7 +264,7 @@ def main() -> None:
     head = (f"{'task':15} {'ctx tok':>7} {'requests':>8} {'clock':>5} {'lm-eval':>8} {'no-cache':>8} {'emergelab':>9} {'ratio':>6} {'shared':>7} "
             f"{'ratio':>6} {'max|Δll| no-cache':>17} {'max|Δll| default':>16} {'>1e-4':>5} {'greedy agree':>12}")
     if bf16:
-        head += f" {'bf16':>7} {'bf16 max|Δll|':>13}"
+        head += f" {'bf16':>7} {'bf16 shared':>11} {'ratio':>6} {'bf16 max|Δll|':>13}"
     print(head)
     summary = {}
     for name in names:
@@ -289,10 +289,17 @@ def main() -> None:
                     f"{sum(x > 1e-4 for x in d_c):5d} {agree:>5d}/{n:<6d}")
             if bf16:
                 b = bf16[name]
-                line += f" {n / b['cpu' if clock == 'cpu' else 'seconds']:7.3g} {max(abs(b['requests'][(r['doc'], r['idx'])][0] - r['nocache'][0]) for r in reqs):13.2e}"
+                b_shared = n / b["shared" + suffix]
+                b_diff = max(abs(x - r["nocache"][0]) for r in reqs
+                             for x in (b["requests"][(r["doc"], r["idx"])][0], b["shared"][(r["doc"], r["idx"])]))
+                line += (f" {n / b['cpu' if clock == 'cpu' else 'seconds']:7.3g} {b_shared:11.3g} "
+                         f"{b_shared / rate['lm-eval']:6.2f} {b_diff:13.2e}")
+                rate["bf16_shared"] = b_shared
             print(line)
             summary[f"{name}/{clock}"] = rate
         summary[f"{name}/max_abs_diff"] = max(d_nc)
+        if bf16:
+            summary[f"{name}/bf16_max_abs_diff"] = b_diff
     (args.work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 

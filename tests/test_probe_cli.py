@@ -96,6 +96,18 @@ def test_standalone_layers_option(tiny_bert, tagged_file, tmp_path, capsys, monk
     assert code == 2 and "out of range" in text
 
 
+def test_standalone_probe_rows_do_not_depend_on_the_number_of_workers(tiny_bert, tagged_file, tmp_path, capsys, monkeypatch):
+    tables = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        code, text = _cli(["probe", "--model", str(tiny_bert), "--data", str(tagged_file), "--max-examples", "40",
+                           "--workers", str(workers), "--out", str(out)], capsys, monkeypatch)
+        assert code == 0, text
+        tables.append(pd.read_parquet(out / "measurements.parquet").drop(columns=["created"], errors="ignore"))
+    assert len(tables[0]) > 0
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
 def test_standalone_classify(tiny_bert, tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     rows = ["text,label"]

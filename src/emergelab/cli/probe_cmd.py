@@ -45,6 +45,7 @@ def probe(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per forward pass."),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for measurements.parquet (standalone mode)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model directory's own Python code (only if you trust it)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Layers probed at once, each in its own process with one thread (standalone mode)."),
     executor: Optional[str] = typer.Option(None, "--executor", help="With STUDY_DIR: " + EXECUTOR_HELP),
 ) -> None:
     """Linear probes with control tasks: a study's probe stage, or any local model on labelled data.
@@ -67,12 +68,12 @@ def probe(
         raise UserError(f"no labelled data at {data}; give a file (or, for tag, a folder of tagged files)")
     _standalone(model, data, task=task, text_column=text_column, label_column=label_column, max_examples=max_examples,
                 layers=_parse_layers(layers), how=pool_how, max_length=max_length, name=name or data.stem, seed=seed,
-                batch_size=batch_size, out=out, trust_remote_code=trust_remote_code)
+                batch_size=batch_size, out=out, trust_remote_code=trust_remote_code, workers=workers)
 
 
 def _standalone(model_dir: Path, data_path: Path, *, task: str, text_column, label_column, max_examples: int,
                 layers, how: str, max_length: int, name: str, seed: int, batch_size: int, out: Path,
-                trust_remote_code: bool = False) -> None:
+                trust_remote_code: bool = False, workers: int = 1) -> None:
     from rich.table import Table
     from transformers.utils import logging as hf_logging
 
@@ -94,7 +95,7 @@ def _standalone(model_dir: Path, data_path: Path, *, task: str, text_column, lab
     with console.status(f"probing {model_dir} on {data_path.name}"):
         rows, features = probe_labelled(model_dir, labelled, task=name, layers=layers, max_examples=max_examples,
                                         seed=seed, max_length=max_length, batch_size=batch_size, how=how,
-                                        on_layer=on_layer, trust_remote_code=trust_remote_code)
+                                        on_layer=on_layer, trust_remote_code=trust_remote_code, workers=workers)
     stdout.print(table)
     baselines = Table(title="baselines on the same test rows (no model layer)")
     for col in ("baseline", "accuracy", "n test"):

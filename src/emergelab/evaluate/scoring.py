@@ -165,10 +165,15 @@ def score_continuations(model, pairs: list[tuple[list[int], list[int]]], *, batc
     (:func:`prefix_groups`) unless ``share_prefixes`` is off; the scores are the same either way."""
     seqs = [(c + t)[:-1] for c, t in pairs]
     groups = prefix_groups(seqs) if share_prefixes else [(len(s), [i]) for i, s in enumerate(seqs)]
-    groups.sort(key=lambda g: -g[0])  # longest trunks first: a batch carries little padding
+    # groups whose members go past their trunk need its keys/values cached; batched apart from the rest,
+    # requests that share nothing run as plain forward passes (no cache to build, copy or extend)
+    branching = [g for g in groups if any(len(seqs[i]) > g[0] for i in g[1])]
+    plain = [g for g in groups if all(len(seqs[i]) <= g[0] for i in g[1])]
     out: dict[int, TokenScores] = {}
-    for b in _batches(list(range(len(groups))), lambda g: 1, batch_size):
-        out.update(_score_group_batch(model, pairs, seqs, [groups[g] for g in b], pad_id, batch_size))
+    for part in (plain, branching):
+        part.sort(key=lambda g: -g[0])  # longest trunks first: a batch carries little padding
+        for b in _batches(list(range(len(part))), lambda g: 1, batch_size):
+            out.update(_score_group_batch(model, pairs, seqs, [part[g] for g in b], pad_id, batch_size))
     return [out[i] for i in range(len(pairs))]
 
 

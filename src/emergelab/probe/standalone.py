@@ -135,14 +135,28 @@ def classify_features(model, tokenizer, texts: Sequence[str], labels: Sequence[A
     return Features(sites, np.concatenate(X_parts, axis=1), np.asarray(labels), np.arange(len(texts)), types)
 
 
-def probe_features(features: Features, *, task: str, seed: int = 0, test_size: float = 0.3,
+def _layer_results(features: Features, seed: int, test_size: float, workers: int):
+    """``probe_layer`` of every site, in order; sites fitted ``workers`` at a time in separate processes
+    (one BLAS thread each: every fit is independent, so the results do not depend on ``workers``)."""
+    jobs = ((features.X[k].astype(np.float32), features.y) for k in range(len(features.layers)))
+    kw = dict(groups=features.groups, token_types=features.token_types, seed=seed, test_size=test_size)
+    n_jobs = max(1, min(workers, len(features.layers)))
+    if n_jobs == 1:
+        yield from (probe_layer(X, y, **kw) for X, y in jobs)
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend="loky", n_jobs=n_jobs, inner_max_num_threads=1):
+        yield from Parallel(return_as="generator")(delayed(probe_layer)(X, y, **kw) for X, y in jobs)
+
+
+def probe_features(features: Features, *, task: str, seed: int = 0, test_size: float = 0.3, workers: int = 1,
                    on_layer: Callable[[int, dict], None] | None = None, **fields: Any) -> list[dict[str, Any]]:
-    """Probe every site of ``features``; measurement rows for all of them (``on_layer`` sees each result),
-    then the baselines' rows (majority; word lookup for tags) on the probes' own split."""
+    """Probe every site of ``features`` (``workers`` sites at a time); measurement rows for all of them
+    (``on_layer`` sees each result, in site order), then the baselines' rows (majority; word lookup for
+    tags) on the probes' own split."""
     rows = []
-    for k, layer in enumerate(features.layers):
-        result = probe_layer(features.X[k].astype(np.float32), features.y, groups=features.groups,
-                             token_types=features.token_types, seed=seed, test_size=test_size)
+    for layer, result in zip(features.layers, _layer_results(features, seed, test_size, workers)):
         if on_layer is not None:
             on_layer(layer, result)
         rows += probe_rows(result, task=task, layer=layer, seed=seed, **fields)
@@ -178,7 +192,7 @@ def _checkpoint_fields(model_dir: Path, model) -> dict[str, Any]:
 def probe_labelled(model_dir: str | Path, data, *, task: str, layers: Sequence[int] | None = None,
                    max_examples: int | None = 2000, seed: int = 0, max_length: int = 128, batch_size: int = 32,
                    how: str = "mean", on_layer: Callable[[int, dict], None] | None = None,
-                   trust_remote_code: bool = False) -> tuple[list[dict], Features]:
+                   trust_remote_code: bool = False, workers: int = 1) -> tuple[list[dict], Features]:
     """Load ``model_dir``, featurise ``data`` (a ``LabelledData``) and probe every layer; ``(rows, features)``."""
     model_dir = Path(model_dir)
     model, tokenizer = load_local_model(model_dir, trust_remote_code=trust_remote_code)
@@ -196,5 +210,6 @@ def probe_labelled(model_dir: str | Path, data, *, task: str, layers: Sequence[i
                                      layers=layers, how=how, max_length=max_length, batch_size=batch_size)
     else:
         raise UserError(f"unknown task {data.task!r}; expected tag or classify")
-    rows = probe_features(features, task=task, seed=seed, on_layer=on_layer, **_checkpoint_fields(model_dir, model))
+    rows = probe_features(features, task=task, seed=seed, on_layer=on_layer, workers=workers,
+                          **_checkpoint_fields(model_dir, model))
     return rows, features
