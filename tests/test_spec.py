@@ -31,6 +31,20 @@ def test_mirage_preset_trains_on_whole_problems_at_the_task_positions():
     assert task.name == "add-3" and all(len(e.prompt) == 8 and len(e.target) == 4 for e in task.examples)
 
 
+def test_mirage_lookup_preset_trains_on_whole_examples_at_the_task_positions():
+    """One example per row (``a1 b1 … a6 b6 = v1 … v6 ;``, 20 tokens): the task prompt is the row's first 13 tokens."""
+    from emergelab.worlds import make_world
+    from emergelab.worlds.lookup import EQUALS, SEMI
+
+    spec = read_spec(preset="mirage-lookup")
+    assert spec.replicate_seeds() == [0, 1, 2] and spec.train.loss_vocab == "seen" and spec.explain == type(spec.explain)()
+    world = make_world(spec.world, spec.world_args, spec.seed, context=spec.train.seq_len)
+    rows = world.train_blocks(8, spec.train.seq_len)
+    assert (rows[:, 12] == EQUALS).all() and (rows[:, -1] == SEMI).all()
+    (task,) = world.tasks(4)
+    assert task.name == "lookup" and all(len(e.prompt) == 13 and len(e.target) == 6 for e in task.examples)
+
+
 def test_set_overrides_nested_and_yaml_values():
     spec = read_spec(preset="smoke", overrides=["train.steps=200", "objectives=[mlm,nsp]", "ladder.0.d_model=16"])
     assert spec.train.steps == 200
@@ -73,7 +87,7 @@ def test_bad_override_syntax():
 
 
 def test_unknown_preset_names_the_allowed_ones():
-    with pytest.raises(UserError, match="allowed: default, induction, mirage, smoke"):
+    with pytest.raises(UserError, match="allowed: default, induction, mirage, mirage-lookup, smoke"):
         read_spec(preset="huge")
 
 

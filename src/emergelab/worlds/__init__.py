@@ -8,14 +8,15 @@ from emergelab.worlds.arithmetic import ArithmeticWorld
 from emergelab.worlds.base import SPECIAL_TOKENS, LatentSet, TaskExample, TaskSet, World, rng_for
 from emergelab.worlds.concepts import ConceptsWorld
 from emergelab.worlds.induction import InductionWorld
+from emergelab.worlds.lookup import LookupWorld
 from emergelab.worlds.mixture import MixtureWorld
 from emergelab.worlds.modular import ModularWorld
 from emergelab.worlds.parity import ParityWorld
 from emergelab.worlds.text import TextWorld
 
 #: name -> World class (the same registry ``World.registry()`` gives the mixture world)
-WORLDS: dict[str, type[World]] = {w.name: w for w in [ConceptsWorld, ArithmeticWorld, InductionWorld, MixtureWorld,
-                                                       ModularWorld, ParityWorld, TextWorld]}
+WORLDS: dict[str, type[World]] = {w.name: w for w in [ConceptsWorld, ArithmeticWorld, InductionWorld, LookupWorld,
+                                                       MixtureWorld, ModularWorld, ParityWorld, TextWorld]}
 
 
 def make_world(name: str, params: dict | None = None, seed: int = 0, **options) -> World:
