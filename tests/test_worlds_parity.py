@@ -31,8 +31,8 @@ def test_answers_are_the_parity_of_each_subtasks_bits():
     subsets = w.subsets
     assert subsets.shape == (6, 3) and all(len(set(s)) == 3 for s in subsets.tolist())
     sets = w.tasks(40)
-    assert [ts.name for ts in sets] == [f"parity-{i}" for i in range(6)]
-    for i, ts in enumerate(sets):
+    assert [ts.name for ts in sets] == [f"parity-{i}" for i in range(6)] + ["parity-all"]
+    for i, ts in enumerate(sets[:6]):
         ys = []
         for e in ts.examples:
             assert e.prompt[0] == 4 + i and e.prompt[-1] == 2 and len(e.prompt) == 14
@@ -56,3 +56,17 @@ def test_subtask_latent_labels_the_bits_and_equals_of_each_example():
         if s + 9 < len(ids):
             assert lab[s] == -1 and np.all(lab[s + 1:s + 8] == ids[s] - 4) and lab[s + 8] == lab[s + 9] == -1
     assert ls.label_names == [f"t{i}" for i in range(5)]
+
+
+def test_parity_all_draws_the_training_mixture_and_answers_each_examples_subtask():
+    w = make_world("parity", {"n_tasks": 5, "n_bits": 10, "k": 2, "alpha": 1.0}, 3)
+    (ts,) = [t for t in w.tasks(2000) if t.name == "parity-all"]
+    assert ts.chance == {"exact_match": 0.5, "token_accuracy": 0.5} and ts.fewshot_delimiter == [3]
+    tasks = np.array([e.prompt[0] - 4 for e in ts.examples])
+    for e, t in zip(ts.examples, tasks):
+        bits = np.array(e.prompt[1:11])
+        assert len(e.prompt) == 12 and e.prompt[-1] == 2 and e.target == [int(bits[w.subsets[t]].sum() % 2)]
+    counts = np.bincount(tasks, minlength=5)
+    expected = 2000 * zipf_probabilities(5, 1.0)  # ∝ 1, 1/4, 1/9, 1/16, 1/25
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), (counts, expected)
+    assert ("parity-all", "subtask") in {(link.task, link.signal) for link in w.mechanisms()}

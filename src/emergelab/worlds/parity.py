@@ -36,7 +36,8 @@ class ParityWorld(World):
     (t0 the most frequent), so rare subtasks are learned late: emergent subtasks, smooth average.
 
     The subtask is one token rather than Michaud et al.'s one-hot control bits (the same information).
-    Tasks ``parity-{i}``: one per subtask (chance 0.5: the answer is a bit). Latent ``subtask``: the
+    Tasks ``parity-{i}``: one per subtask (chance 0.5: the answer is a bit), and ``parity-all`` drawn from the
+    training mixture (the frequency-weighted average). Latent ``subtask``: the
     subtask id at every bit and the ``=`` of an example (the model must carry it from t_i); −1 elsewhere.
     """
 
@@ -90,20 +91,31 @@ class ParityWorld(World):
         return other
 
     def tasks(self, n_examples: int) -> list[TaskSet]:
+        """``parity-{i}`` per subtask, and ``parity-all``: examples drawn from the training mixture (subtasks
+        Zipf-distributed), so its scores are the frequency-weighted average over subtasks."""
         width = len(str(self.params.n_tasks - 1))
+        chance = {"exact_match": 0.5, "token_accuracy": 0.5}
         out = []
         for i in range(self.params.n_tasks):
             rows, _ = self._examples(self.rng(f"task/{i}"), n_examples, task=i)
-            examples = [TaskExample(prompt=r[:-2].tolist(), target=[int(r[-2])]) for r in rows]
             out.append(TaskSet(f"parity-{i:0{width}d}",
                                f"parity of bits {self.subsets[i].tolist()} (subtask frequency {self.frequencies[i]:.3g})",
-                               examples, {"exact_match": 0.5, "token_accuracy": 0.5}, fewshot_delimiter=[3]))
+                               self._task_examples(rows), dict(chance), fewshot_delimiter=[3]))
+        rows, _ = self._examples(self.rng("task/all"), n_examples)
+        out.append(TaskSet("parity-all", "the parity asked by an example of the training mixture (subtasks "
+                           f"Zipf-distributed, alpha {self.params.alpha:g}): the frequency-weighted average over "
+                           "subtasks", self._task_examples(rows), dict(chance), fewshot_delimiter=[3]))
         return out
+
+    @staticmethod
+    def _task_examples(rows: np.ndarray) -> list[TaskExample]:
+        return [TaskExample(prompt=r[:-2].tolist(), target=[int(r[-2])]) for r in rows]
 
     def mechanisms(self) -> list[Link]:
         """Each sparse-parity subtask needs the model to know which subtask a prompt asks (Michaud et al. 2023)."""
         width = len(str(self.params.n_tasks - 1))
-        return [Link(f"parity-{i:0{width}d}", "subtask", "the subtask index selects the bits") for i in range(self.params.n_tasks)]
+        names = [f"parity-{i:0{width}d}" for i in range(self.params.n_tasks)] + ["parity-all"]
+        return [Link(name, "subtask", "the subtask index selects the bits") for name in names]
 
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         ids, lab = self._stream_of(self.rng("latent"), n_sequences * seq_len)
