@@ -41,7 +41,7 @@ def held_out(world, n: int, layout: str, nt: int) -> tuple[torch.Tensor, torch.T
     rng = np.random.default_rng(12345)
     rows = [arrange(world._examples(rng, n, task=i)[0], layout, nt) for i in range(world.params.n_tasks)]
     x = torch.from_numpy(np.stack(rows)).long()
-    return x, x[:, :, -2]
+    return x, x[:, :, -2]  # a view: shifting the answer column shifts the targets
 
 
 def accuracy(model, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--answer-only", action="store_true", help="the loss on the answer token only")
     ap.add_argument("--bit-tokens", action="store_true",
                     help="bit j with value b is its own token (4 + n_tasks + 2j + b): the position is in the token")
+    ap.add_argument("--untied", action="store_true", help="an output head separate from the input embeddings")
+    ap.add_argument("--answer-tokens", action="store_true",
+                    help="the answer is its own pair of tokens (not the bit tokens '0'/'1')")
     ap.add_argument("--layout", choices=["first", "last", "last-noeq"], default="first",
                     help="the subtask token first (the world's rows), after the bits (before '='), or after the "
                          "bits with no '=' (the answer predicted at the subtask token)")
@@ -81,17 +84,20 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     world = make_world("parity", {"n_tasks": a.n_tasks, "n_bits": a.n_bits, "k": a.k, "alpha": a.alpha}, a.world_seed)
-    width, vocab = a.n_bits + 4 - (a.layout == "last-noeq"), 4 + a.n_tasks + 2 * a.n_bits * a.bit_tokens
+    width = a.n_bits + 4 - (a.layout == "last-noeq")
+    vocab = 4 + a.n_tasks + 2 * a.n_bits * a.bit_tokens + 2 * a.answer_tokens
+    shift = (vocab - 2) if a.answer_tokens else 0  # answer b becomes token vocab - 2 + b
     model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=width, n_embd=a.d_model, n_layer=a.layers,
                                        n_head=a.heads, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0,
-                                       bos_token_id=None, eos_token_id=None))
+                                       bos_token_id=None, eos_token_id=None, tie_word_embeddings=not a.untied))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / a.warmup) if a.warmup else 1.0)
     x_eval, y_eval = held_out(world, 256, a.layout, a.n_tasks if a.bit_tokens else 0)
+    x_eval[:, :, -2] += shift  # y_eval is a view of this column
     p = world.frequencies
     rng = np.random.default_rng(a.seed)
     print(f"seed {a.seed} n_tasks {a.n_tasks} n_bits {a.n_bits} k {a.k} alpha {a.alpha} L{a.layers}-d{a.d_model} "
-          f"batch {a.batch} lr {a.lr} layout {a.layout} bit_tokens {a.bit_tokens} params {sum(t.numel() for t in model.parameters())}")
+          f"batch {a.batch} lr {a.lr} layout {a.layout} bit_tokens {a.bit_tokens} untied {a.untied} answer_tokens {a.answer_tokens} params {sum(t.numel() for t in model.parameters())}")
     print("freq " + " ".join(f"{q:.3f}" for q in p))
     t0 = time.time()
     for step in range(a.steps + 1):
@@ -102,6 +108,7 @@ def main() -> None:
         if step == a.steps:
             break
         x = torch.from_numpy(arrange(world._examples(rng, a.batch)[0], a.layout, a.n_tasks if a.bit_tokens else 0)).long()
+        x[:, -2] += shift
         logits = model(x).logits[:, :-1]
         if a.answer_only:
             loss = F.cross_entropy(logits[:, -2], x[:, -2])

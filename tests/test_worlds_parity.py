@@ -70,3 +70,16 @@ def test_parity_all_draws_the_training_mixture_and_answers_each_examples_subtask
     expected = 2000 * zipf_probabilities(5, 1.0)  # ∝ 1, 1/4, 1/9, 1/16, 1/25
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), (counts, expected)
     assert ("parity-all", "subtask") in {(link.task, link.signal) for link in w.mechanisms()}
+
+
+def test_answer_tokens_write_the_parity_as_even_or_odd_and_leave_the_rest_unchanged():
+    plain = make_world("parity", {"n_tasks": 4, "n_bits": 6, "k": 2}, 5)
+    named = make_world("parity", {"n_tasks": 4, "n_bits": 6, "k": 2, "answer_tokens": True}, 5)
+    assert named.symbols == plain.symbols + ["even", "odd"]
+    a, b = plain.train_blocks(20, 10), named.train_blocks(20, 10)
+    answer = np.zeros_like(a, dtype=bool)
+    answer.reshape(-1)[8::10] = True  # rows of 10 tokens: t, 6 bits, '=', y, ';'
+    assert np.array_equal(a[~answer], b[~answer]) and np.array_equal(b[answer], a[answer] + 8)  # even = 8, odd = 9
+    for tp, tn in zip(plain.tasks(30), named.tasks(30)):
+        assert [e.prompt for e in tp.examples] == [e.prompt for e in tn.examples]
+        assert [e.target[0] + 8 for e in tp.examples] == [e.target[0] for e in tn.examples]

@@ -43,6 +43,7 @@ CASES = [
     ("spec-warmup-past-steps", ["study", "--preset", "smoke", "--set", "train.warmup=1000", "--out", "{T}/s"], "train.warmup: 1000 is more than train.steps"),
     ("spec-too-many-checkpoints", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1", "--out", "{T}/s"], "raise checkpoint_every"),
     ("spec-zero-threads", ["study", "--preset", "smoke", "--set", "train.threads=0", "--out", "{T}/s"], "1 ≤ threads"),
+    ("spec-parity-answer-tokens-not-bool", ["study", "--preset", "smoke", "--set", "world=parity", "--set", "world_args.answer_tokens=maybe", "--out", "{T}/s"], "world_args.answer_tokens"),
     ("spec-world-arg-range", ["study", "--preset", "smoke", "--set", "world=modular", "--set", "world_args.p=100000", "--out", "{T}/s"], "world_args.p: 100000 is out of range; allowed: 3 ≤ p ≤ 4,096"),
     ("spec-probe-too-few-sequences", ["study", "--preset", "smoke", "--set", "probe.n_sequences=2", "--out", "{T}/s"], "probe.n_sequences"),
     ("spec-eval-zero-batch", ["study", "--preset", "smoke", "--set", "eval.batch_size=0", "--out", "{T}/s"], "eval.batch_size"),

@@ -16,6 +16,9 @@ class ParityParams(BaseModel):
     n_bits: int = Field(24, ge=1, le=100_000, description="task bits per example (Michaud et al.: 100)")
     k: int = Field(3, ge=1, le=100_000, description="bits whose parity a subtask asks for")
     alpha: float = Field(0.4, ge=0, le=100, description="subtask i is drawn with probability ∝ i^−(alpha+1)")
+    answer_tokens: bool = Field(False, description="the answer is its own token, even/odd, rather than the bit tokens "
+                                                   "0/1: with tied embeddings the loss on the random bits keeps a model "
+                                                   "from telling the bits apart (docs/phenomena.md, Quanta)")
 
     @model_validator(mode="after")
     def _k_fits(self) -> "ParityParams":
@@ -36,6 +39,7 @@ class ParityWorld(World):
     (t0 the most frequent), so rare subtasks are learned late: emergent subtasks, smooth average.
 
     The subtask is one token rather than Michaud et al.'s one-hot control bits (the same information).
+    ``answer_tokens`` writes y as ``even``/``odd`` instead of the bit tokens.
     Tasks ``parity-{i}``: one per subtask (chance 0.5: the answer is a bit), and ``parity-all`` drawn from the
     training mixture (the frequency-weighted average). Latent ``subtask``: the
     subtask id at every bit and the ``=`` of an example (the model must carry it from t_i); −1 elsewhere.
@@ -48,7 +52,8 @@ class ParityWorld(World):
 
     @property
     def symbols(self) -> list[str]:
-        return ["0", "1", "=", ";"] + [f"t{i}" for i in range(self.params.n_tasks)]
+        answers = ["even", "odd"] if self.params.answer_tokens else []
+        return ["0", "1", "=", ";"] + [f"t{i}" for i in range(self.params.n_tasks)] + answers
 
     @cached_property
     def subsets(self) -> np.ndarray:
@@ -62,8 +67,10 @@ class ParityWorld(World):
         return zipf_probabilities(self.params.n_tasks, self.params.alpha)
 
     def encode(self, task: np.ndarray, bits: np.ndarray) -> np.ndarray:
-        """[N, n_bits+4] rows ``t_i bits = y ;``."""
+        """[N, n_bits+4] rows ``t_i bits = y ;`` (y the token 0/1, or even/odd under ``answer_tokens``)."""
         y = bits[np.arange(len(task))[:, None], self.subsets[task]].sum(axis=1) % 2
+        if self.params.answer_tokens:
+            y = y + 4 + self.params.n_tasks
         n = len(task)
         return np.concatenate([(task + 4)[:, None], bits, np.full((n, 1), 2), y[:, None], np.full((n, 1), 3)], axis=1)
 
