@@ -83,3 +83,4 @@ def test_answer_tokens_write_the_parity_as_even_or_odd_and_leave_the_rest_unchan
     for tp, tn in zip(plain.tasks(30), named.tasks(30)):
         assert [e.prompt for e in tp.examples] == [e.prompt for e in tn.examples]
         assert [e.target[0] + 8 for e in tp.examples] == [e.target[0] for e in tn.examples]
+        assert all(e.choices == [[0], [1]] for e in tp.examples) and all(e.choices == [[8], [9]] for e in tn.examples)

@@ -114,9 +114,12 @@ class ParityWorld(World):
                            "subtasks", self._task_examples(rows), dict(chance), fewshot_delimiter=[3]))
         return out
 
-    @staticmethod
-    def _task_examples(rows: np.ndarray) -> list[TaskExample]:
-        return [TaskExample(prompt=r[:-2].tolist(), target=[int(r[-2])]) for r in rows]
+    def _task_examples(self, rows: np.ndarray) -> list[TaskExample]:
+        """Prompts ``t_i bits =`` with the two answers as choices: mc_accuracy is at chance (0.5) from the
+        first checkpoint, where exact match first measures whether a model answers with an answer token."""
+        zero = 4 + self.params.n_tasks if self.params.answer_tokens else 0
+        choices = [[zero], [zero + 1]]
+        return [TaskExample(prompt=r[:-2].tolist(), target=[int(r[-2])], choices=choices) for r in rows]
 
     def mechanisms(self) -> list[Link]:
         """Each sparse-parity subtask needs the model to know which subtask a prompt asks (Michaud et al. 2023)."""
