@@ -7,7 +7,8 @@ world's symbols (the study's ``train.loss_vocab: seen``), or on the answer only 
 ``--eval-every`` steps it prints the accuracy of each subtask on 256 held-out examples (greedy argmax at
 ``=``), the frequency-weighted average and the mean answer loss.
 
-    python examples/quanta_bare_loop.py --seed 0 --n-tasks 8 --n-bits 12 --k 2 --steps 2000
+    python examples/quanta_bare_loop.py --n-tasks 6 --n-bits 10 --k 1 --d-model 32 --answer-tokens  # learned in order
+    python examples/quanta_bare_loop.py --n-tasks 6 --n-bits 10 --k 1 --d-model 32                  # at chance
 """
 from __future__ import annotations
 
