@@ -94,6 +94,22 @@ def test_requests_sharing_prompts_across_documents_equal_full_logits(causal):
         np.testing.assert_allclose(s.brier, a.brier, atol=1e-5)
 
 
+def test_tails_padded_past_the_models_last_position_still_score():
+    """Rows that fill the model's 12 positions: a long trunk's short tail is padded to a short trunk's long
+    tail in one chunk, and its padding must not index positions the model does not have."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=12, n_embd=16, n_layer=1, n_head=2,
+                                   bos_token_id=None, eos_token_id=None)).eval()
+    rng = np.random.default_rng(7)
+    short, long = [5, 5, 5, 5], [6] * 9  # trunks of 4 and 9 shared tokens
+    pairs = [(short + _rand(rng, 7, 8), [9]), (short + [8] + _rand(rng, 6, 7), [9]),
+             (long + [10, 11], [12]), (long + [13, 14], [15])]
+    for (ctx, cont), s in zip(pairs, score_continuations(m, pairs, batch_size=4)):
+        np.testing.assert_allclose(s.logp, _direct(m, ctx, cont)[0], atol=1e-5)
+
+
 def test_greedy_generation_equals_stepwise_argmax(causal):
     rng = np.random.default_rng(2)
     ctxs = [_rand(rng, 1, 10) for _ in range(6)]

@@ -87,7 +87,7 @@ def test_bad_override_syntax():
 
 
 def test_unknown_preset_names_the_allowed_ones():
-    with pytest.raises(UserError, match="allowed: default, induction, mirage, mirage-lookup, smoke"):
+    with pytest.raises(UserError, match="allowed: default, induction, mirage, mirage-lookup, quanta, smoke"):
         read_spec(preset="huge")
 
 

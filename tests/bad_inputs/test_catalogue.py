@@ -43,6 +43,7 @@ CASES = [
     ("spec-warmup-past-steps", ["study", "--preset", "smoke", "--set", "train.warmup=1000", "--out", "{T}/s"], "train.warmup: 1000 is more than train.steps"),
     ("spec-too-many-checkpoints", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1", "--out", "{T}/s"], "raise checkpoint_every"),
     ("spec-zero-threads", ["study", "--preset", "smoke", "--set", "train.threads=0", "--out", "{T}/s"], "1 ≤ threads"),
+    ("spec-parity-answer-tokens-not-bool", ["study", "--preset", "smoke", "--set", "world=parity", "--set", "world_args.answer_tokens=maybe", "--out", "{T}/s"], "world_args.answer_tokens"),
     ("spec-world-arg-range", ["study", "--preset", "smoke", "--set", "world=modular", "--set", "world_args.p=100000", "--out", "{T}/s"], "world_args.p: 100000 is out of range; allowed: 3 ≤ p ≤ 4,096"),
     ("spec-lookup-zero-length", ["study", "--preset", "mirage-lookup", "--set", "world_args.length=0", "--out", "{T}/s"], "world_args.length: 0 is out of range; allowed: 1 ≤ length ≤ 256"),
     ("spec-lookup-too-many-entries", ["study", "--preset", "mirage-lookup", "--set", "world_args.n_keys=2048", "--out", "{T}/s"], "world_args.n_keys^key_tokens = 2048^2 entries is more than 1,048,576"),

@@ -119,6 +119,7 @@ def _branch_states(model, cache, mask: torch.Tensor, chunk: list[tuple[int, list
     cache.batch_select_indices(sel)
     t_ids, t_mask = _pad([t for _, t, _ in chunk], pad_id)
     pos = torch.tensor([p for _, _, p in chunk])[:, None] + torch.arange(t_ids.shape[1])[None, :]
+    pos = torch.where(t_mask.bool(), pos, 0)  # padding past a short tail could run beyond the model's positions
     states, _, _ = _forward(model, input_ids=t_ids, attention_mask=torch.cat([mask[sel], t_mask], dim=1),
                             position_ids=pos, cache=cache, use_cache=False)
     return states

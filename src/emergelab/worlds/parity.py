@@ -16,6 +16,9 @@ class ParityParams(BaseModel):
     n_bits: int = Field(24, ge=1, le=100_000, description="task bits per example (Michaud et al.: 100)")
     k: int = Field(3, ge=1, le=100_000, description="bits whose parity a subtask asks for")
     alpha: float = Field(0.4, ge=0, le=100, description="subtask i is drawn with probability ∝ i^−(alpha+1)")
+    answer_tokens: bool = Field(False, description="the answer is its own token, even/odd, rather than the bit tokens "
+                                                   "0/1: with tied embeddings the loss on the random bits keeps a model "
+                                                   "from telling the bits apart (docs/phenomena.md, Quanta)")
 
     @model_validator(mode="after")
     def _k_fits(self) -> "ParityParams":
@@ -36,7 +39,9 @@ class ParityWorld(World):
     (t0 the most frequent), so rare subtasks are learned late: emergent subtasks, smooth average.
 
     The subtask is one token rather than Michaud et al.'s one-hot control bits (the same information).
-    Tasks ``parity-{i}``: one per subtask (chance 0.5: the answer is a bit). Latent ``subtask``: the
+    ``answer_tokens`` writes y as ``even``/``odd`` instead of the bit tokens.
+    Tasks ``parity-{i}``: one per subtask (chance 0.5: the answer is a bit), and ``parity-all`` drawn from the
+    training mixture (the frequency-weighted average). Latent ``subtask``: the
     subtask id at every bit and the ``=`` of an example (the model must carry it from t_i); −1 elsewhere.
     """
 
@@ -47,7 +52,8 @@ class ParityWorld(World):
 
     @property
     def symbols(self) -> list[str]:
-        return ["0", "1", "=", ";"] + [f"t{i}" for i in range(self.params.n_tasks)]
+        answers = ["even", "odd"] if self.params.answer_tokens else []
+        return ["0", "1", "=", ";"] + [f"t{i}" for i in range(self.params.n_tasks)] + answers
 
     @cached_property
     def subsets(self) -> np.ndarray:
@@ -61,8 +67,10 @@ class ParityWorld(World):
         return zipf_probabilities(self.params.n_tasks, self.params.alpha)
 
     def encode(self, task: np.ndarray, bits: np.ndarray) -> np.ndarray:
-        """[N, n_bits+4] rows ``t_i bits = y ;``."""
+        """[N, n_bits+4] rows ``t_i bits = y ;`` (y the token 0/1, or even/odd under ``answer_tokens``)."""
         y = bits[np.arange(len(task))[:, None], self.subsets[task]].sum(axis=1) % 2
+        if self.params.answer_tokens:
+            y = y + 4 + self.params.n_tasks
         n = len(task)
         return np.concatenate([(task + 4)[:, None], bits, np.full((n, 1), 2), y[:, None], np.full((n, 1), 3)], axis=1)
 
@@ -90,20 +98,34 @@ class ParityWorld(World):
         return other
 
     def tasks(self, n_examples: int) -> list[TaskSet]:
+        """``parity-{i}`` per subtask, and ``parity-all``: examples drawn from the training mixture (subtasks
+        Zipf-distributed), so its scores are the frequency-weighted average over subtasks."""
         width = len(str(self.params.n_tasks - 1))
+        chance = {"exact_match": 0.5, "token_accuracy": 0.5}
         out = []
         for i in range(self.params.n_tasks):
             rows, _ = self._examples(self.rng(f"task/{i}"), n_examples, task=i)
-            examples = [TaskExample(prompt=r[:-2].tolist(), target=[int(r[-2])]) for r in rows]
             out.append(TaskSet(f"parity-{i:0{width}d}",
                                f"parity of bits {self.subsets[i].tolist()} (subtask frequency {self.frequencies[i]:.3g})",
-                               examples, {"exact_match": 0.5, "token_accuracy": 0.5}, fewshot_delimiter=[3]))
+                               self._task_examples(rows), dict(chance), fewshot_delimiter=[3]))
+        rows, _ = self._examples(self.rng("task/all"), n_examples)
+        out.append(TaskSet("parity-all", "the parity asked by an example of the training mixture (subtasks "
+                           f"Zipf-distributed, alpha {self.params.alpha:g}): the frequency-weighted average over "
+                           "subtasks", self._task_examples(rows), dict(chance), fewshot_delimiter=[3]))
         return out
+
+    def _task_examples(self, rows: np.ndarray) -> list[TaskExample]:
+        """Prompts ``t_i bits =`` with the two answers as choices: mc_accuracy is at chance (0.5) from the
+        first checkpoint, where exact match first measures whether a model answers with an answer token."""
+        zero = 4 + self.params.n_tasks if self.params.answer_tokens else 0
+        choices = [[zero], [zero + 1]]
+        return [TaskExample(prompt=r[:-2].tolist(), target=[int(r[-2])], choices=choices) for r in rows]
 
     def mechanisms(self) -> list[Link]:
         """Each sparse-parity subtask needs the model to know which subtask a prompt asks (Michaud et al. 2023)."""
         width = len(str(self.params.n_tasks - 1))
-        return [Link(f"parity-{i:0{width}d}", "subtask", "the subtask index selects the bits") for i in range(self.params.n_tasks)]
+        names = [f"parity-{i:0{width}d}" for i in range(self.params.n_tasks)] + ["parity-all"]
+        return [Link(name, "subtask", "the subtask index selects the bits") for name in names]
 
     def latents(self, n_sequences: int, seq_len: int) -> list[LatentSet]:
         ids, lab = self._stream_of(self.rng("latent"), n_sequences * seq_len)
