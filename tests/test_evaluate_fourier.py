@@ -73,3 +73,27 @@ def test_memorising_logits_keep_their_mean_and_their_residue():
     np.testing.assert_allclose(restricted_logits(logits, [1, 2]) + excluded_logits(logits, [1, 2]) - kept, logits,
                                atol=1e-12)
     assert sum(frequency_shares(logits).values()) < 1.0
+
+
+def test_answer_logits_are_the_models_logits_of_the_numbers_at_equals():
+    """The evaluate stage reads the logits grid [a, b, c] off the model at '=' of ``a + b =``, numbers only."""
+    import torch
+
+    from emergelab.models import build_model, initialise
+    from emergelab.spec import Rung
+    from emergelab.stages.evaluate import answer_logits
+    from emergelab.worlds import make_world
+
+    world = make_world("modular", {"p": 5, "train_fraction": 0.4}, 0)
+    vocab = world.id_offset + len(world.symbols)
+    model = initialise(build_model(Rung(name="x", n_layer=1, d_model=16, n_head=2), vocab_size=vocab, seq_len=12,
+                                   causal=True), "normal", 0).eval()
+    grid = answer_logits(model, world)
+    assert grid.shape == (5, 5, 5)
+    off = world.id_offset
+    ids = torch.tensor([[2 + off, 5 + off, 3 + off, 6 + off]])  # "2 + 3 =": '+' is symbol p, '=' is p + 1
+    with torch.no_grad():
+        direct = model(input_ids=ids).logits[0, -1, off:off + 5].double().numpy()
+    np.testing.assert_allclose(grid[2, 3], direct, atol=1e-5)
+    prompts, train = world.sum_grid()
+    assert train.sum() == 10 and (prompts[2 * 5 + 3] == [2, 5, 3, 6]).all()
