@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from emergelab.errors import UserError
 from emergelab.layout import Layout
 from emergelab.spec import StudySpec
@@ -137,9 +139,8 @@ def last_checkpoint(spec, lay: Layout, ck: Checkpoint) -> Checkpoint:
     return max((c for c in study_checkpoints(spec, lay) if c.run == ck.run), key=lambda c: c.step)
 
 
-def answer_logits(model, world) -> "np.ndarray":
+def answer_logits(model, world) -> np.ndarray:
     """[p, p, p]: the causal model's logits of the p answers at ``=`` of every prompt ``a + b =``."""
-    import numpy as np
     import torch
 
     prompts, _ = world.sum_grid()
