@@ -249,3 +249,29 @@ def test_fused_causal_lm_over_seen_tokens_is_the_restricted_cross_entropy():
     unseen = np.setdiff1d(np.arange(300), seen)
     assert grad[torch.from_numpy(unseen)].abs().max().item() == 0.0
     assert grad[torch.from_numpy(seen)].abs().sum(1).min().item() > 0.0
+
+
+def test_fused_causal_lm_after_a_token_is_the_cross_entropy_of_the_tokens_that_follow_it():
+    """``train.loss_after``: the loss is the mean cross-entropy at the positions whose input is that token
+    (the answer after '='), and the other positions' targets get no gradient."""
+    import torch.nn.functional as F
+
+    from emergelab.models import build_model, initialise
+    from emergelab.objectives.clm_fused import FusedCausalLM
+    from emergelab.spec import Rung
+
+    model = initialise(build_model(Rung(name="x", n_layer=1, d_model=16, n_head=2), vocab_size=40, seq_len=12,
+                                   causal=True), "normal", 0).eval()
+    rows = np.random.default_rng(3).integers(7, 40, size=(5, 12))
+    rows[rows == 8] = 9
+    rows[:, [3, 9]] = 8  # the marker token at two positions per row (as '=' of two problems), and nowhere else
+    ids = torch.from_numpy(rows)
+    ours, _ = FusedCausalLM(after=8).loss(model, {"input_ids": ids})
+    logits = model(input_ids=ids).logits
+    ref = F.cross_entropy(logits[:, [3, 9]].reshape(-1, 40), ids[:, [4, 10]].reshape(-1))
+    assert abs(ours.item() - ref.item()) < 1e-5
+    both, _ = FusedCausalLM(seen=np.arange(7, 40), vocab_size=40, after=8).loss(model, {"input_ids": ids})
+    ref_seen = F.cross_entropy(logits[:, [3, 9]][..., 7:].reshape(-1, 33), ids[:, [4, 10]].reshape(-1) - 7)
+    assert abs(both.item() - ref_seen.item()) < 1e-5
+    none, _ = FusedCausalLM(after=6).loss(model, {"input_ids": ids})  # no position holds token 6: zero loss
+    assert none.item() == 0.0

@@ -27,6 +27,23 @@ def test_token_level_reads_labelled_positions_with_token_id_types():
     assert X2.shape == (L, 10, D)
 
 
+def test_a_latent_read_at_one_token_type_gets_a_control_per_item():
+    """The modular world's answer latents are labelled at '=' only: one token type, whose Hewitt–Liang control
+    would be one constant label (control accuracy 1, selectivity = accuracy − 1 whatever the model holds).
+    Each item is its own type instead, and the control is memorisation chance."""
+    ids = IDS.copy()
+    ids[:, 3] = 9  # '=' at the labelled position of every sequence
+    labels = np.full((N, T), -1)
+    labels[:, 3] = np.arange(N) % 4
+    X, y, groups, types = latent_features(HIDDEN, ids, labels, "token", pool="last", max_tokens=1000, seed=0)
+    np.testing.assert_array_equal(types, np.arange(N))
+    # a representation that holds the label: selectivity well above 0 (it was accuracy − 1 ≤ 0 per token type)
+    X = np.zeros((N, 4), dtype=np.float32)
+    X[np.arange(N), y] = 1.0
+    res = probe_layer(X, y, groups=groups, token_types=types, seed=0)
+    assert res["accuracy"] == 1.0 and res["control_accuracy"] < 0.6 and res["selectivity"] > 0.4
+
+
 @pytest.mark.parametrize("pool, position", [("last", -1), ("first", 0)])
 def test_sequence_level_position_pools_with_one_control_type_per_sequence(pool, position):
     labels = rng.integers(0, 4, size=N)

@@ -44,6 +44,28 @@ def test_mirage_lookup_preset_trains_on_whole_examples_at_the_task_positions():
     (task,) = world.tasks(4)
     assert task.name == "lookup" and all(len(e.prompt) == 13 and len(e.target) == 6 for e in task.examples)
 
+def test_grokking_preset_rows_align_problems_and_train_on_the_answer():
+    """The grokking preset's rows are two whole problems ``a + b = c ;`` each, its loss is on the token after
+    '=', and every frequency of Z_31 is a latent (the key frequencies depend on the seed)."""
+    from emergelab.worlds import make_world
+
+    spec = read_spec(preset="grokking")
+    assert spec.replicate_seeds() == [0, 1, 2] and spec.train.loss_after == "=" and spec.train.weight_decay == 1.0
+    world = make_world(spec.world, spec.world_args, spec.seed)
+    rows = world.train_blocks(4, spec.train.seq_len)
+    eq = world.symbols.index("=")
+    assert (rows[:, [3, 9]] == eq).all() and ((rows[:, 0] + rows[:, 2]) % 31 == rows[:, 4]).all()
+    assert world.params.fourier_k == list(range(1, 16))
+    assert set(spec.probe.latents) == {f"answer_{f}_k{k}" for f in ("cos", "sin") for k in range(1, 16)}
+
+
+def test_loss_after_is_hashed_only_when_set():
+    from emergelab.spec.schema import plain
+
+    base = read_spec(preset="smoke")
+    assert base.train.loss_after is None and "loss_after" not in plain(base)["train"]
+    assert read_spec(preset="smoke", overrides=["train.loss_after=s0"]).hash() != base.hash()
+
 
 def test_set_overrides_nested_and_yaml_values():
     spec = read_spec(preset="smoke", overrides=["train.steps=200", "objectives=[mlm,nsp]", "ladder.0.d_model=16"])
@@ -87,7 +109,7 @@ def test_bad_override_syntax():
 
 
 def test_unknown_preset_names_the_allowed_ones():
-    with pytest.raises(UserError, match="allowed: default, induction, mirage, mirage-lookup, quanta, smoke"):
+    with pytest.raises(UserError, match="allowed: default, grokking, induction, mirage, mirage-lookup, quanta, smoke"):
         read_spec(preset="huge")
 
 

@@ -130,6 +130,11 @@ METRICS: dict[str, tuple[bool, str]] = {
     "selectivity": (True, "continuous"),
     "majority_baseline": (True, "discontinuous"),
     "word_lookup_baseline": (True, "discontinuous"),
+    # the modular world's Fourier progress measures (evaluate/fourier.py): the restricted loss falls and the
+    # excluded loss rises as the key frequencies take over the logits (Nanda et al. 2023)
+    "restricted_loss": (False, "continuous"),
+    "excluded_loss": (True, "continuous"),
+    "key_share": (True, "continuous"),
 }
 
 #: Chance levels are stored as rows with ``metric = CHANCE_PREFIX + <metric>`` (e.g.

@@ -54,6 +54,8 @@ CASES = [
     ("spec-mechanism-unknown-ablation", ["study", "--preset", "smoke", "--set", "mechanism.ablation=shuffle", "--out", "{T}/s"], "mechanism.ablation: Input should be 'mean' or 'zero'"),
     ("spec-mechanism-no-control-heads", ["study", "--preset", "smoke", "--set", "mechanism.k_heads=2", "--out", "{T}/s"], "mechanism.k_heads: 2 leaves no heads for the random control"),
     ("spec-loss-vocab-seen-with-mlm", ["study", "--preset", "smoke", "--set", "objectives=[mlm]", "--set", "train.loss_vocab=seen", "--out", "{T}/s"], "train.loss_vocab: seen restricts the causal LM's softmax"),
+    ("spec-loss-after-unknown-symbol", ["study", "--preset", "smoke", "--set", "train.loss_after=zz", "--out", "{T}/s"], "train.loss_after: 'zz' is not a symbol of world induction"),
+    ("spec-loss-after-with-mlm", ["study", "--preset", "smoke", "--set", "objectives=[mlm]", "--set", "train.loss_after=a", "--out", "{T}/s"], "train.loss_after restricts the causal LM's loss"),
     ("spec-loss-vocab-unknown", ["study", "--preset", "smoke", "--set", "train.loss_vocab=some", "--out", "{T}/s"], "train.loss_vocab: Input should be 'all' or 'seen'"),
     ("spec-explain-negative-seed", ["study", "--preset", "smoke", "--set", "explain.seed=-1", "--out", "{T}/s"], "explain.seed"),
     ("resource-data-beyond-disk", ["study", "--preset", "smoke", "--set", "train.steps=1000000000", "--set", "train.checkpoint_every=1000000", "--out", "{T}/s"], "on disk"),

@@ -28,7 +28,7 @@ from emergelab.measurements import CHANCE_PREFIX, METRICS
 
 #: Metrics whose values lie in [0, 1] (thresholds on them are absolute).
 BOUNDED = {"exact_match", "mc_accuracy", "mc_accuracy_norm", "token_accuracy", "accuracy", "macro_f1",
-           "control_accuracy", "selectivity", "majority_baseline", "brier"}
+           "control_accuracy", "selectivity", "majority_baseline", "brier", "key_share"}
 #: Metric rows that describe a task rather than measure a checkpoint.
 META_METRICS = {"answer_length"}
 HELDOUT = ("heldout", "loss")

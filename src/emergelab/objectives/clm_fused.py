@@ -7,6 +7,9 @@ Hugging Face model's own ``labels=input_ids`` loss (tests/test_objectives_mlm.py
 With ``seen`` (``train.loss_vocab: seen``) the softmax runs over those token ids only: the head's other
 rows (tokens that never occur in the training rows, such as a world's unused special tokens) get no
 gradient. The loss is then the cross-entropy of the logits restricted to ``seen``.
+
+With ``after`` (``train.loss_after``, a token id) the loss is taken only at the positions whose input token
+is ``after``: the token that follows it is the only target (the answer after ``=``).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ def seen_ids(rows: np.ndarray, vocab_size: int, chunk: int = 1 << 22) -> np.ndar
 class FusedCausalLM(CausalLM):
     names = ("loss",)
 
-    def __init__(self, seen: np.ndarray | None = None, vocab_size: int | None = None):
+    def __init__(self, seen: np.ndarray | None = None, vocab_size: int | None = None, after: int | None = None):
+        self.after = after
         self.seen = None if seen is None else torch.as_tensor(seen, dtype=torch.long)
         if self.seen is not None:  # token id -> its index among the seen ids (-1: never seen)
             self.index = torch.full((int(vocab_size),), -1, dtype=torch.long)
@@ -39,12 +43,17 @@ class FusedCausalLM(CausalLM):
         ids = batch["input_ids"]  # [B, T]
         head = model.get_output_embeddings()
         hidden = model.base_model(input_ids=ids).last_hidden_state[:, :-1]  # [B, T-1, d]
-        n = hidden.shape[0] * hidden.shape[1]
-        weight, bias, target = head.weight, head.bias, ids[:, 1:].reshape(n)
+        if self.after is None:
+            hidden, target = hidden.reshape(-1, hidden.shape[-1]), ids[:, 1:].reshape(-1)
+        else:  # the targets that follow the token ``after`` only
+            keep = ids[:, :-1] == self.after
+            hidden, target = hidden[keep], ids[:, 1:][keep]  # [n, d], [n]
+        n = max(int(target.shape[0]), 1)
+        weight, bias = head.weight, head.bias
         if self.seen is not None:
             seen = self.seen.to(weight.device)
             weight = weight.index_select(0, seen)
             bias = None if bias is None else bias.index_select(0, seen)
             target = self.index.to(target.device)[target]
-        loss = linear_cross_entropy(hidden.reshape(n, -1), weight, bias, target) / n
+        loss = linear_cross_entropy(hidden, weight, bias, target) / n
         return loss, {"loss": loss.item()}

@@ -68,6 +68,11 @@ class TrainSpec(_Strict):
         "all", description="causal LM: the next-token softmax over the whole vocabulary, or only over the tokens that "
                            "occur in the training rows (never-seen ones, e.g. unused special tokens, get no gradient; "
                            "docs/phenomena.md: 7 of them hold induction heads back for 1,000+ steps)")
+    loss_after: str | None = Field(
+        None, min_length=1, description="causal LM: the loss only on the token that follows each occurrence of this "
+                                        "symbol (e.g. '=': the answer of `a + b = c`, as Nanda et al. 2023 train); "
+                                        "default: every next token (docs/phenomena.md: predicting b from a is a "
+                                        "second table to memorise, and it holds grokking back)")
     checkpoint_every: int = Field(100, ge=1, le=MAX_STEPS, description="regular checkpoints after the log-spaced ones")
     log_spaced: bool = True
     log_every: int = Field(10, ge=1, le=MAX_STEPS)
@@ -298,6 +303,9 @@ class StudySpec(_Strict):
         if t.loss_vocab == "seen" and not self.causal:
             raise ValueError("train.loss_vocab: seen restricts the causal LM's softmax; with objectives "
                              f"{self.objectives} use loss_vocab: all (the default)")
+        if t.loss_after is not None and not self.causal:
+            raise ValueError(f"train.loss_after restricts the causal LM's loss; with objectives {self.objectives} "
+                             "leave it out (the default: every token)")
         n = n_checkpoints(t.steps, t.checkpoint_every, t.log_spaced)
         if n > MAX_CHECKPOINTS:
             least = -(-t.steps // (MAX_CHECKPOINTS - 64))
@@ -410,7 +418,7 @@ RUNTIME_KEYS = ("executor", "ray", "explain")
 _DROPPED_AT_DEFAULT = {("finetune",): None, ("seeds",): None, ("mechanisms",): None, ("executor",): "local",
                        ("mechanism",): MechanismOptions().model_dump(mode="json"),
                        ("ray",): None, ("train", "device"): "auto",
-                       ("train", "loss_vocab"): "all"}
+                       ("train", "loss_vocab"): "all", ("train", "loss_after"): None}
 
 
 def plain(spec: StudySpec) -> dict:

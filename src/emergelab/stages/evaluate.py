@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from emergelab.errors import UserError
 from emergelab.layout import Layout
 from emergelab.spec import StudySpec
@@ -112,7 +114,63 @@ def evaluate_checkpoint(ck: Checkpoint, spec, lay: Layout, tasks: list | None = 
                                    seed=spec.seed, batch_size=spec.eval.batch_size, probability=m.probability, mask=m.mask, random=m.random)
         n = int(held.size)
     rows.append({**base, "task": "heldout", "metric": "loss", "value": loss, "n": n})
+    world = modular_world(spec)
+    if world is not None and spec.causal and ck.external is None:
+        rows += fourier_rows(lm.model, last_checkpoint(spec, lay, ck), spec, lay, world, base)
     return rows
+
+
+# ------------------------------------------------------------------ the modular world's Fourier progress measures
+
+FOURIER_TASK = "fourier"  # rows task="fourier", metric restricted_loss | excluded_loss | key_share
+
+
+def modular_world(spec):
+    """The study's modular world (its pairs and their split), or None for any other world."""
+    from emergelab.worlds import WORLDS, ModularWorld, make_world
+
+    if spec.world is None or not issubclass(WORLDS[spec.world], ModularWorld):
+        return None
+    return make_world(spec.world, spec.world_args, spec.seed)
+
+
+def last_checkpoint(spec, lay: Layout, ck: Checkpoint) -> Checkpoint:
+    """The last checkpoint of ``ck``'s run: its logits give the run's key frequencies (Nanda et al.)."""
+    return max((c for c in study_checkpoints(spec, lay) if c.run == ck.run), key=lambda c: c.step)
+
+
+def answer_logits(model, world) -> np.ndarray:
+    """[p, p, p]: the causal model's logits of the p answers at ``=`` of every prompt ``a + b =``."""
+    import torch
+
+    prompts, _ = world.sum_grid()
+    p, off = world.params.p, world.id_offset
+    with torch.inference_mode():
+        logits = model(input_ids=torch.as_tensor(prompts + off, dtype=torch.long)).logits[:, -1, off:off + p]
+    return logits.double().cpu().numpy().reshape(p, p, p)
+
+
+def fourier_rows(model, last: Checkpoint, spec, lay: Layout, world, base: dict) -> list[dict]:
+    """Restricted loss, excluded loss and the key frequencies' logit share of one checkpoint, the key
+    frequencies being those of its run's last checkpoint (evaluate/fourier.py)."""
+    from emergelab.evaluate.fourier import frequency_shares, key_frequencies, progress_measures
+
+    prompts, train = world.sum_grid()
+    keys = key_frequencies(frequency_shares(_last_logits(last, spec, lay, world)))
+    measures = progress_measures(answer_logits(model, world), keys, train)
+    n = {"restricted_loss": len(prompts), "excluded_loss": int(train.sum()), "key_share": len(prompts)}
+    return [{**base, "task": FOURIER_TASK, "metric": m, "value": measures[m], "n": n[m]} for m in n]
+
+
+def _last_logits(last: Checkpoint, spec, lay: Layout, world):
+    key = (str(lay.checkpoint(last.run, last.step)), last.weights_sha256)
+    if key not in _LAST_LOGITS:  # a worker evaluates one run's checkpoints in turn: its last one is read once
+        _LAST_LOGITS.clear()
+        _LAST_LOGITS[key] = answer_logits(load_model(last, spec, local_path(last, lay)), world)
+    return _LAST_LOGITS[key]
+
+
+_LAST_LOGITS: dict = {}
 
 
 def chance_rows(spec, lay: Layout) -> list[dict]:
@@ -148,8 +206,20 @@ def part_of(spec: StudySpec, lay: Layout, source: str, unit: Unit) -> Path:
     return lay.part(source, spec.run_name(rung, seed), step)
 
 
+def _with_key_checkpoint(spec: StudySpec, lay: Layout, units: list[Unit]) -> list[Unit]:
+    """A modular world's rows also depend on the run's last checkpoint (its key frequencies): its sha is an input."""
+    if spec.world is None or spec.is_suite or modular_world(spec) is None:
+        return units
+    last: dict[str, Checkpoint] = {}
+    for c in study_checkpoints(spec, lay):
+        if c.run not in last or c.step > last[c.run].step:
+            last[c.run] = c
+    return [Unit(u.stage, u.key, u.group, {**u.inputs, "key_frequencies_from": last[u.group].weights_sha256})
+            for u in units]
+
+
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:
-    units = [u for u in checkpoint_units(spec, lay, "evaluate")
+    units = [u for u in _with_key_checkpoint(spec, lay, checkpoint_units(spec, lay, "evaluate"))
              if not part_is_current(part_of(spec, lay, "eval", u), u.inputs)]
     if not lay.part("eval", TASK_GROUP).exists() and (spec.world is not None or units):
         units.insert(0, Unit("evaluate", (TASK_GROUP,), TASK_GROUP))

@@ -144,7 +144,22 @@ def resolve(spec: StudySpec) -> StudySpec:
         params = WORLDS[spec.world].Params(**spec.world_args)
     except ValidationError as exc:
         raise UserError(f"world_args.{first_error(exc, WORLDS[spec.world].Params)}") from None
+    _check_loss_after(spec, params)
     return spec.model_copy(update={"world_args": params.model_dump()})
+
+
+def _check_loss_after(spec: StudySpec, params) -> None:
+    """``train.loss_after`` names one of the world's symbols (a text world's tokens are not known here)."""
+    after = spec.train.loss_after
+    if after is None:
+        return
+    if spec.world == "text":
+        raise UserError("train.loss_after: a text world's tokens are learned from its corpus; the option takes a "
+                        "symbol of a synthetic world (e.g. '=' of modular)")
+    symbols = WORLDS[spec.world](params, spec.seed).symbols
+    if after not in symbols:
+        shown = ", ".join(repr(s) for s in symbols[:12]) + (", …" if len(symbols) > 12 else "")
+        raise UserError(f"train.loss_after: {after!r} is not a symbol of world {spec.world}; its symbols: {shown}")
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:

@@ -40,13 +40,20 @@ def latent_features(hidden: np.ndarray, input_ids: np.ndarray, labels: np.ndarra
     control accuracy is the chance a memorising probe reaches and selectivity is accuracy above it.
     (Typing by the pooled token instead would make the control a 50-way token-identity lookup that the
     embedding layer solves perfectly, and every layer's selectivity for the concept strongly negative.)
-    What the pooled token alone reveals of the latent is read off layer 0, the embedding.
+    What the pooled token alone reveals of the latent is read off layer 0, the embedding. A token-level
+    latent labelled at one token type only gets the sequence-level control (one type per item).
     """
     from emergelab.probe.activations import pool as pool_tokens
 
     if level == "token":
         seq, pos = _token_subset(labels, max_tokens, seed)
-        return (hidden[:, seq, pos].astype(np.float32), labels[seq, pos], seq, input_ids[seq, pos])
+        types = input_ids[seq, pos]
+        if len(types) and (types == types[0]).all():
+            # read at one token only (the modular world's '='): per type the control would be one constant
+            # label that every probe predicts (selectivity = accuracy − 1); each item is its own type instead,
+            # so the control is memorisation chance, as for sequence-level latents
+            types = np.arange(len(seq))
+        return (hidden[:, seq, pos].astype(np.float32), labels[seq, pos], seq, types)
     seq = np.arange(len(labels))
     X = pool_tokens(hidden, None, pool).astype(np.float32)  # [L+1, N, d]
     return X, labels, seq, seq

@@ -60,11 +60,12 @@ def training_objective(spec: StudySpec, tokenizer, seed: int | None = None, rows
                        vocab_size: int | None = None):
     """The study's objective (MLM masks drawn for ``seed``, default the study's); causal LM trains with the
     fused vocabulary head (the same loss, faster), its softmax over the ids that occur in ``rows`` under
-    ``train.loss_vocab: seen``."""
+    ``train.loss_vocab: seen``, on the tokens after ``train.loss_after`` only when it is set."""
     if spec.causal:
+        after = None if spec.train.loss_after is None else int(tokenizer.convert_tokens_to_ids(spec.train.loss_after))
         if spec.train.loss_vocab == "seen":
-            return FusedCausalLM(seen_ids(rows, vocab_size), vocab_size)
-        return FusedCausalLM()
+            return FusedCausalLM(seen_ids(rows, vocab_size), vocab_size, after=after)
+        return FusedCausalLM(after=after)
     return make_objective(spec.objectives, tokenizer=tokenizer, seed=spec.seed if seed is None else seed,
                           **spec.mlm.model_dump())
 

@@ -86,6 +86,15 @@ class ModularWorld(World):
         ids, _ = self._stream_of(self.stream_rng(self._stream), pairs, n_blocks * seq_len)
         return ids.reshape(n_blocks, seq_len)
 
+    def sum_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the prompts ``a + b =`` of all p² pairs, a-major [p², 4] symbol ids; the training pairs' mask [p, p]) —
+        what the Fourier progress measures (evaluate/fourier.py) read the model's logits on."""
+        p = self.params.p
+        grid = np.stack(np.meshgrid(np.arange(p), np.arange(p), indexing="ij"), axis=-1).reshape(-1, 2)
+        train = np.zeros((p, p), dtype=bool)
+        train[self.split[0][:, 0], self.split[0][:, 1]] = True
+        return self.encode(grid)[:, :4], train
+
     def heldout_world(self) -> "ModularWorld":
         other = copy.copy(self)
         other._stream = "heldout"
