@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator, model_validator
 
+from emergelab.spec.checkpoints import MAX_CHECKPOINTS, checkpoint_steps, n_checkpoints  # noqa: F401 (re-exported)
 from emergelab.spec.explain import ExplainOptions
 from emergelab.spec.finetune import FinetuneOptions
 from emergelab.spec.mechanism import MechanismOptions
@@ -26,7 +27,6 @@ MAX_SEED = 2**32 - 1
 #: a billion optimizer steps: beyond any study this tool is for; the preflight checks what a spec costs
 MAX_STEPS = 10**9
 #: checkpoints per rung (log-spaced ones and every ``checkpoint_every`` steps)
-MAX_CHECKPOINTS = 10_000
 
 Objective = Literal["clm", "mlm", "nsp"]
 InitScheme = Literal["normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
@@ -387,26 +387,6 @@ class StudySpec(_Strict):
 
     def tokens_per_step(self) -> int:
         return self.train.batch_size * self.train.grad_accum * self.train.seq_len
-
-
-def n_checkpoints(steps: int, every: int, log_spaced: bool = True) -> int:
-    """``len(checkpoint_steps(...))`` without building the list (a spec may ask for billions)."""
-    regular = steps // every
-    if regular > 10 * MAX_CHECKPOINTS:  # far too many either way: the bound is enough to say so
-        return regular
-    return len(checkpoint_steps(steps, every, log_spaced))
-
-
-def checkpoint_steps(steps: int, every: int, log_spaced: bool = True) -> list[int]:
-    """Steps {0, 1, 2, 4, …, 2^k} ∪ {every, 2·every, …} ∪ {steps}, capped at ``steps``."""
-    out = {0, steps}
-    if log_spaced:
-        s = 1
-        while s <= steps:
-            out.add(s)
-            s *= 2
-    out.update(range(every, steps + 1, every))
-    return sorted(out)
 
 
 #: keys that say how a study runs or is explained, not what it computes: never hashed (a study started
