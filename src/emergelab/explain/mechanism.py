@@ -68,7 +68,7 @@ def _fmt(o: dict | None) -> str:
     if o is None:
         return "none"
     ci = o.get("ci")
-    return f"step {o['x']:g}" + (f" [{ci[0]:g}, {ci[1]:g}]" if ci else "")
+    return f"step {o['x']:,.0f}" + (f" [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci else "")  # steps read as integers
 
 
 def _why(signal, task, metric, g: pd.DataFrame, sig, cap, lb, cap_verdict: str | None) -> str:
