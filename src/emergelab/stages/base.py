@@ -18,6 +18,8 @@ the current ones. No stage deletes another's files.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -81,3 +83,14 @@ def stamp_is_current(lay: Layout, name: str, outputs: list[Path], inputs: dict[s
 
 def write_stamp(lay: Layout, name: str, inputs: dict[str, Any]) -> None:
     atomic_write_json(lay.stamp(name), inputs)
+
+
+@functools.cache
+def code_sha(package: str) -> str:
+    """sha256 over the source files of ``emergelab.<package>`` (names and contents, in name order): in a
+    stamp, it makes a stage's output stale when a new emergelab computes it differently."""
+    root = Path(__file__).resolve().parent.parent / package
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()

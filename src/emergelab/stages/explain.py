@@ -1,7 +1,7 @@
 """The explain stage: combine the parts into ``measurements.parquet``, then fit, score and judge every curve.
 
 One unit. Its output is current when the stamp records the parts' digest (names, sizes, mtimes), the
-spec's ``explain`` options and the mechanism map it was made from, so a new part (``emergelab evaluate
+spec's ``explain`` options, the mechanism map it was made from and the explain package's code, so a new part (``emergelab evaluate
 DIR``) or another option makes it stale. Leads follow the world's mechanism map (``leads: linked``).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import emergelab
 from emergelab.layout import Layout
 from emergelab.spec import StudySpec
 from emergelab.spec.explain import EXPLANATIONS_SCHEMA
-from emergelab.stages.base import Stage, Unit, stamp_is_current, write_stamp
+from emergelab.stages.base import Stage, Unit, code_sha, stamp_is_current, write_stamp
 
 
 def links(lay: Layout) -> list[list[str]] | None:
@@ -23,7 +23,7 @@ def links(lay: Layout) -> list[list[str]] | None:
 
 def inputs(spec: StudySpec, lay: Layout) -> dict:
     return {"parts": lay.parts_digest(), "options": spec.explain.model_dump(mode="json"), "links": links(lay),
-            "engine": f"{emergelab.__version__}/schema-{EXPLANATIONS_SCHEMA}"}
+            "engine": f"{emergelab.__version__}/schema-{EXPLANATIONS_SCHEMA}", "explain_code": code_sha("explain")}
 
 
 def todo(spec: StudySpec, lay: Layout) -> list[Unit]:

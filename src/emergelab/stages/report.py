@@ -5,24 +5,15 @@ it was built from, and of the report package's own code (a new emergelab redraws
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-from pathlib import Path
-
 from emergelab.io import sha256_file
 from emergelab.layout import Layout
 from emergelab.spec import StudySpec, dump_yaml
-from emergelab.stages.base import Stage, Unit, stamp_is_current, write_stamp
+from emergelab.stages.base import Stage, Unit, code_sha, stamp_is_current, write_stamp
 
 
-@functools.cache
 def report_code_sha() -> str:
-    """sha256 over the source files of ``emergelab.report`` (names and contents, in name order)."""
-    root = Path(__file__).resolve().parent.parent / "report"
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
+    """sha256 over the source files of ``emergelab.report``."""
+    return code_sha("report")
 
 
 def inputs(lay: Layout) -> dict:
