@@ -63,9 +63,8 @@ def training_objective(spec: StudySpec, tokenizer, seed: int | None = None, rows
     ``train.loss_vocab: seen``, on the tokens after ``train.loss_after`` only when it is set."""
     if spec.causal:
         after = None if spec.train.loss_after is None else int(tokenizer.convert_tokens_to_ids(spec.train.loss_after))
-        if spec.train.loss_vocab == "seen":
-            return FusedCausalLM(seen_ids(rows, vocab_size), vocab_size, after=after)
-        return FusedCausalLM(after=after)
+        seen = seen_ids(rows, vocab_size) if spec.train.loss_vocab == "seen" else None
+        return FusedCausalLM(seen, vocab_size, after=after)
     return make_objective(spec.objectives, tokenizer=tokenizer, seed=spec.seed if seed is None else seed,
                           **spec.mlm.model_dump())
 
